@@ -1,0 +1,33 @@
+"""The ``hybrid`` command: one group, one module per command (ingest, search, ask, tune, serve)."""
+
+from __future__ import annotations
+
+import click
+
+from hybrid import __version__
+from hybrid.cli.ask import ask
+from hybrid.cli.ingest import ingest
+from hybrid.cli.search import search
+from hybrid.cli.serve import serve
+from hybrid.cli.tune import tune
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hybrid")
+def main() -> None:
+    """Answers grounded in your own documents, written in your own house style.
+
+    \b
+    hybrid ingest reports/          PDFs -> searchable index
+    hybrid tune examples.jsonl      house-style examples -> LoRA adapter house@vN
+    hybrid ask "question"           cited answer from the index, in house style
+    hybrid serve                    the same over HTTP (POST /v1/query)
+
+    Data lives in $HYBRID_HOME (default ~/.hybrid).
+    """
+
+
+for command in (ingest, search, ask, tune, serve):
+    main.add_command(command)
+
+__all__ = ["main"]

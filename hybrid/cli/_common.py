@@ -1,0 +1,68 @@
+"""What every command shares: settings from flags, one JSON document or human text, exit codes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from hybrid.config import Settings, load_settings
+from hybrid.errors import ConfigError, HybridError
+
+# Exit codes of the contract.
+OK, FAILURE, USAGE, PARTIAL = 0, 1, 2, 3
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout.")
+index_option = click.option(
+    "--index", type=click.Path(file_okay=False), default=None, help="Index directory [default: $HYBRID_HOME/index]."
+)
+k_option = click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="Passages to retrieve [default: 5].")
+
+
+def settings_from(**flags: Any) -> Settings:
+    """Settings from config files and environment, overridden by the flags that were given."""
+    return load_settings(**flags)
+
+
+def log(message: str) -> None:
+    """Progress and logs go to stderr, so stdout stays one JSON document under --json."""
+    click.echo(message, err=True)
+
+
+def emit(payload: dict, as_json: bool, human: Callable[[dict], str]) -> None:
+    if as_json:
+        click.echo(json.dumps(payload, ensure_ascii=False))
+    else:
+        click.echo(human(payload))
+
+
+def guarded(command: Callable[..., int | None]) -> Callable[..., None]:
+    """Run a command body; turn expected errors into one clear line and the contract's exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        as_json = kwargs.get("as_json", False)
+        try:
+            code = command(*args, **kwargs) or OK
+        except ConfigError as exc:
+            _fail(exc, as_json)
+            code = USAGE
+        except HybridError as exc:
+            _fail(exc, as_json)
+            code = FAILURE
+        except KeyboardInterrupt:
+            log("interrupted")
+            code = FAILURE
+        sys.exit(code)
+
+    return wrapper
+
+
+def _fail(exc: HybridError, as_json: bool) -> None:
+    log(f"error: {exc}")
+    if as_json:
+        click.echo(json.dumps({"error": {"code": exc.code, "message": str(exc)}}))

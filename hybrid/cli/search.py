@@ -1,0 +1,34 @@
+"""``hybrid search QUERY``: the passages most similar to a query, with file and page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hybrid.cli._common import emit, guarded, index_option, json_option, k_option, settings_from
+
+
+@click.command()
+@click.argument("query")
+@index_option
+@k_option
+@json_option
+@guarded
+def search(query: str, index: str | None, k: int | None, as_json: bool) -> None:
+    """Show the passages that best match QUERY."""
+    from hybrid.pipeline import Pipeline
+
+    settings = settings_from(index=index)
+    hits = Pipeline(settings).search(query, k=k)
+    emit({"query": query, "hits": [h.to_dict() for h in hits]}, as_json, _human)
+
+
+def _human(payload: dict) -> str:
+    if not payload["hits"]:
+        return "no passages (is the index empty?)"
+    blocks = []
+    for n, hit in enumerate(payload["hits"], start=1):
+        text = " ".join(hit["text"].split())
+        blocks.append(f"{n}. {Path(hit['source']).name}, page {hit['page']}  (score {hit['score']:.3f})\n   {text[:240]}")
+    return "\n".join(blocks)

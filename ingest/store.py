@@ -1,0 +1,230 @@
+"""An index on disk: one directory holding `manifest.json`, `store.sqlite` and `vectors.faiss`."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ingest import db
+from ingest.config import IngestConfig
+from ingest.embed import Embedder, embed_texts
+from ingest.errors import IndexNotFoundError, IngestError
+from ingest.manifest import (
+    MANIFEST_FILE,
+    build_manifest,
+    check_meta,
+    initial_meta,
+    now,
+    write_manifest,
+)
+from ingest.records import Chunk, Hit
+from ingest.vectors import VectorIndex
+from ingest.writer import IndexWriter
+
+log = logging.getLogger(__name__)
+
+STORE_FILE = "store.sqlite"
+
+
+class Index:
+    """Dense retrieval over the chunks of ingested PDFs.
+
+    Safe to share between threads. Each search checks the store's generation, so an index
+    open in a server sees what another process ingested since.
+    """
+
+    def __init__(self, path: Path, embedder: Embedder, conn: sqlite3.Connection) -> None:
+        # Use Index.open(); this only wires the parts together.
+        self.path = path
+        self.embedder = embedder
+        self._conn = conn
+        self._lock = threading.RLock()
+        self._meta: dict[str, Any] = {}
+        self._counts = (0, 0)
+        self._generation = -1
+        self._vectors = VectorIndex(embedder.dim)
+
+    @classmethod
+    def open(cls, path: str | Path, embedder: Embedder, *, create: bool = False) -> Index:
+        """Open the index at `path`, creating an empty one if asked.
+
+        Args:
+            path: the index directory.
+            embedder: must be the embedder the index was built with (same name and dim).
+            create: make an empty index when there is none.
+
+        Raises:
+            IndexNotFoundError: no index at `path` and `create` is False.
+            IndexMismatchError: the index was built with another embedder.
+            IngestError: the store is unreadable or of an unknown format.
+        """
+        path = Path(path).expanduser().resolve()
+        store = path / STORE_FILE
+        if not store.is_file():
+            if not create:
+                raise IndexNotFoundError(
+                    f"no index at {path}: run `hybrid ingest PATH --index {path}` first"
+                )
+            path.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = db.connect(store)
+            if create:
+                conn.execute("BEGIN IMMEDIATE")
+                db.create_schema(conn, initial_meta(embedder.name, embedder.dim))
+                conn.execute("COMMIT")
+            meta = db.read_meta(conn)
+        except sqlite3.Error as exc:
+            raise IngestError(f"cannot open index store {store}: {exc}") from exc
+        try:
+            check_meta(path, meta, embedder.name, embedder.dim)
+        except IngestError:
+            conn.close()
+            raise
+        index = cls(path, embedder, conn)
+        with index._lock:
+            index._sync()
+            if not (path / MANIFEST_FILE).is_file():
+                index._write_manifest()
+        return index
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """What built the index and how big it is (see `ingest.manifest`)."""
+        with self._lock:
+            return build_manifest(self._meta, *self._counts)
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._sync()
+            return self._counts[1]
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Stored documents: [{"source", "sha256", "pages", "chunks"}], sorted by source."""
+        with self._lock:
+            return db.documents(self._conn)
+
+    def chunk(self, chunk_id: str) -> Chunk | None:
+        with self._lock:
+            return db.chunk_by_id(self._conn, chunk_id)
+
+    def search(self, query: str, k: int = 5) -> list[Hit]:
+        """The k chunks closest to `query`, best first.
+
+        Raises:
+            IngestError: k is below 1.
+        """
+        if k < 1:
+            raise IngestError(f"k must be at least 1, got {k}")
+        if len(self) == 0:
+            return []
+        vector = embed_texts(self.embedder, [query], batch_size=1)[0]
+        with self._lock:
+            found = self._vectors.search(vector, k)
+            chunks = db.chunks_by_row_ids(self._conn, [row for row, _ in found])
+        # A row can vanish if another process committed between the two steps; skip it.
+        return [
+            Hit(c.source, c.page, c.chunk_id, score, c.text)
+            for row, score in found
+            if (c := chunks.get(row)) is not None
+        ]
+
+    @contextmanager
+    def writer(self, config: IngestConfig) -> Iterator[IndexWriter]:
+        """A transaction for an ingest run: committed on normal exit, rolled back on error.
+
+        Raises:
+            IngestError: another process is writing to this index.
+        """
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise IngestError(
+                    f"index {self.path} is busy ({exc}); another ingest is writing to it, "
+                    "wait for it to finish and run again"
+                ) from exc
+            try:
+                self._sync()  # patches below assume FAISS matches the current generation
+                writer = IndexWriter(self._conn, config)
+                yield writer
+                generation = self._generation + 1
+                if writer.changed:
+                    db.set_meta(
+                        self._conn,
+                        generation=generation,
+                        updated=now(),
+                        chunk_size=config.chunk_size,
+                        chunk_overlap=config.chunk_overlap,
+                    )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            if writer.changed:
+                self._apply(writer, generation)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _sync(self) -> None:
+        # Reload metadata and vectors if the store changed since we last looked. The reads
+        # share one transaction so they see a single generation (WAL snapshot).
+        own = self._conn.in_transaction
+        if not own:
+            self._conn.execute("BEGIN")
+        try:
+            generation = db.generation(self._conn)
+            if generation == self._generation:
+                return
+            self._meta = db.read_meta(self._conn)
+            self._counts = db.counts(self._conn)
+            dim = self.embedder.dim
+            vectors = VectorIndex.load(self.path, generation, self._counts[1], dim)
+            if vectors is None:
+                log.info("rebuilding %s from %s", self.path / "vectors.faiss", STORE_FILE)
+                vectors = VectorIndex.rebuild(self._conn, dim)
+                self._save_vectors(vectors, generation)
+            self._vectors, self._generation = vectors, generation
+        finally:
+            if not own:
+                self._conn.execute("COMMIT")
+
+    def _apply(self, writer: IndexWriter, generation: int) -> None:
+        # The commit is done; bring FAISS and the manifest up to it. A crash here leaves a
+        # stale generation stamp, and the next open rebuilds FAISS from SQLite.
+        self._vectors.remove(np.fromiter(writer.removed, dtype=np.int64))
+        if writer.added:
+            ids = np.fromiter(writer.added.keys(), dtype=np.int64)
+            self._vectors.add(ids, np.stack(list(writer.added.values())))
+        self._save_vectors(self._vectors, generation)
+        self._generation = generation
+        self._meta = db.read_meta(self._conn)
+        self._counts = db.counts(self._conn)
+        self._write_manifest()
+
+    def _save_vectors(self, vectors: VectorIndex, generation: int) -> None:
+        try:
+            vectors.save(self.path, generation)
+        except OSError as exc:  # read-only or full disk: searching from memory still works
+            log.warning("cannot write the FAISS cache in %s: %s", self.path, exc)
+
+    def _write_manifest(self) -> None:
+        try:
+            write_manifest(self.path, build_manifest(self._meta, *self._counts))
+        except OSError as exc:
+            log.warning("cannot write %s in %s: %s", MANIFEST_FILE, self.path, exc)
+

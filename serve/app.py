@@ -1,0 +1,47 @@
+"""The application factory: models load once in the lifespan, never at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from hybrid import Pipeline, Settings, __version__
+from serve.deps import get_settings
+from serve.errors import install_error_handlers
+from serve.routes import router
+
+logger = logging.getLogger("hybrid.serve")
+
+
+def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = None) -> FastAPI:
+    """Build the HTTP app.
+
+    Args:
+        settings: overrides ``get_settings()`` (default: hybrid.toml and HYBRID_* variables).
+        pipeline: a ready-made pipeline (tests pass one with small models); default: built from
+            the settings and loaded in the lifespan.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resolved = app.dependency_overrides.get(get_settings, get_settings)()
+        app.state.pipeline = pipeline or Pipeline(resolved)
+        # Loading takes seconds (embedder, index, generator): off the event loop.
+        await run_in_threadpool(app.state.pipeline.load)
+        app.state.ready = True
+        logger.info("hybrid ready: index %s", resolved.index_dir)
+        yield
+        app.state.ready = False
+
+    app = FastAPI(title="hybrid", version=__version__, lifespan=lifespan,
+                  description="Answers grounded in your documents, in your house style.")
+    app.state.ready = False
+    if settings is not None:
+        app.dependency_overrides[get_settings] = lambda: settings
+    install_error_handlers(app)
+    app.include_router(router)
+    return app

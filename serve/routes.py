@@ -1,0 +1,38 @@
+"""Routes: health, search and query. Handlers are plain ``def``: FastAPI runs them in its
+thread pool, so CPU-bound retrieval and generation never block the event loop."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from hybrid import Pipeline
+from serve.deps import get_pipeline
+from serve.schemas import ErrorResponse, QueryRequest, QueryResponse, SearchRequest, SearchResponse
+
+router = APIRouter()
+PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+ERRORS = {400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+
+
+@router.get("/healthz")
+def healthz(request: Request) -> JSONResponse:
+    """200 once the models and the index are loaded, 503 before."""
+    if getattr(request.app.state, "ready", False):
+        return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "loading"}, status_code=503)
+
+
+@router.post("/v1/search", response_model=SearchResponse, responses=ERRORS)
+def search(body: SearchRequest, pipeline: PipelineDep) -> dict:
+    """The passages most similar to the query (same JSON as ``hybrid search --json``)."""
+    hits = pipeline.search(body.query, k=body.k)
+    return {"query": body.query, "hits": [h.to_dict() for h in hits]}
+
+
+@router.post("/v1/query", response_model=QueryResponse, responses=ERRORS)
+def query(body: QueryRequest, pipeline: PipelineDep) -> dict:
+    """A cited answer, or a refusal when the documents do not cover the question."""
+    return pipeline.ask(body.question, k=body.k, adapter=body.adapter).to_dict()

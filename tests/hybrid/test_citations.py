@@ -1,0 +1,54 @@
+"""Citation resolution: markers kept, repaired, attached and renumbered; never invented."""
+
+from __future__ import annotations
+
+from ingest import Hit
+
+from hybrid.citations import cite
+
+HITS = [
+    Hit("/docs/engine.pdf", 3, "e:p3:c0", 0.8, "The pilot reported an engine failure at 3,000 feet. The aircraft landed in a field."),
+    Hit("/docs/annual.pdf", 7, "a:p7:c0", 0.6, "Revenue grew 12 percent in 2022, driven by services. Costs were flat."),
+]
+
+
+def test_valid_marker_is_kept_and_renumbered_in_order_of_use() -> None:
+    out = cite("Revenue grew 12 percent in 2022 [2]. The pilot reported an engine failure [1].", HITS)
+    assert out.text == "Revenue grew 12 percent in 2022 [1]. The pilot reported an engine failure [2]."
+    assert [(c.n, c.source, c.page) for c in out.citations] == [(1, "/docs/annual.pdf", 7), (2, "/docs/engine.pdf", 3)]
+    assert out.grounded
+
+
+def test_marker_out_of_range_is_never_cited_but_support_is_attached() -> None:
+    out = cite("The pilot reported an engine failure [9].", HITS)
+    assert [c.chunk_id for c in out.citations] == ["e:p3:c0"]
+    assert out.text.endswith("[1].")
+
+
+def test_missing_markers_are_attached_from_supporting_passage() -> None:
+    out = cite("Revenue grew 12 percent in 2022 thanks to services.", HITS)
+    assert out.citations[0].chunk_id == "a:p7:c0"
+    assert "[1]" in out.text
+
+
+def test_unsupported_sentence_makes_answer_ungrounded() -> None:
+    out = cite("The pilot reported an engine failure [1]. Unicorns dance over purple rainbows nightly.", HITS)
+    assert not out.grounded
+    assert len(out.citations) == 1
+
+
+def test_quote_is_verbatim_text_of_the_cited_chunk() -> None:
+    out = cite("The aircraft landed in a field [1].", HITS)
+    assert out.citations[0].quote == "The aircraft landed in a field."
+    assert out.citations[0].quote in HITS[0].text
+
+
+def test_line_breaks_of_a_house_style_list_survive() -> None:
+    out = cite("Summary:\n1. Revenue grew 12 percent in 2022 [2].\n2. Costs were flat [2].", HITS)
+    assert out.text.splitlines()[1].startswith("1. Revenue")
+    assert out.text.splitlines()[2].startswith("2. Costs")
+
+
+def test_answer_without_any_support_cites_nothing() -> None:
+    out = cite("I do not know anything about bananas in Peru.", HITS)
+    assert out.citations == [] and not out.grounded

@@ -1,0 +1,86 @@
+"""The CLI in-process (click's runner): JSON on stdout only, the contract's exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hybrid.cli import main
+
+
+def run(*args: str) -> tuple[int, dict]:
+    result = CliRunner().invoke(main, [*args, "--json"])
+    return result.exit_code, json.loads(result.stdout)  # exactly one JSON document, or this fails
+
+
+@pytest.fixture
+def examples(tmp_path: Path) -> Path:
+    path = tmp_path / "house.jsonl"
+    rows = [
+        {"messages": [{"role": "user", "content": f"Summarise note {i} about the pump."},
+                      {"role": "assistant", "content": f"Summary: the pump note {i} is filed. Kind regards, Support."}]}
+        for i in range(12)
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_ingest_is_incremental_and_reports_bad_files_with_exit_3(home: Path, corpus_dir: Path, tmp_path: Path) -> None:
+    code, report = run("ingest", str(corpus_dir))
+    assert code == 0 and report["files_added"] == 3 and report["pages"] == 6 and report["chunks"] >= 6
+    assert set(report) >= {"files_added", "files_updated", "files_unchanged", "files_removed", "files_failed", "pages", "chunks", "seconds"}
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4\n garbage")
+    code, report = run("ingest", str(corpus_dir), str(broken))
+    assert code == 3 and report["files_unchanged"] == 3 and report["files_added"] == 0
+    assert report["files_failed"][0]["path"].endswith("broken.pdf") and report["files_failed"][0]["error"]
+
+
+def test_search_and_ask(home: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HYBRID_MIN_SCORE", "0.2")
+    run("ingest", str(corpus_dir))
+    code, found = run("search", "adverse events safety desk", "-k", "2")
+    assert code == 0 and Path(found["hits"][0]["source"]).name == "safety.pdf" and found["hits"][0]["page"] == 1
+    code, answer = run("ask", "Which koala subspecies sings opera loudly?")
+    assert code == 0 and answer["route"] == "refuse"
+    code, answer = run("ask", "How much did revenue grow?", "--adapter", "none")
+    assert code == 0 and answer["route"] == "rag" and answer["adapter"] is None
+
+
+def test_tune_check_names_the_bad_line(home: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "hi", "completion": "Hello."}\n{not json\n')
+    code, report = run("tune", "--check", str(bad))
+    assert code == 1 and report["ok"] is False
+    assert [p["line"] for p in report["problems"]] == [2]
+
+
+def test_tune_then_ask_with_the_new_adapter(home: Path, corpus_dir: Path, examples: Path) -> None:
+    code, result = run("tune", str(examples), "--name", "house", "--max-steps", "2", "--eval", str(examples))
+    assert code == 0 and result["adapter"] == "house@v1" and Path(result["path"]).is_dir()
+    assert result["examples"] == 12 and result["base_eval_loss"] is not None
+    code, result = run("tune", str(examples), "--max-steps", "1")
+    assert result["adapter"] == "house@v2"
+    run("ingest", str(corpus_dir))
+    code, answer = run("ask", "How much did revenue grow?", "--adapter", "house@v1")
+    assert code == 0 and answer["adapter"] == "house@v1"
+    code, answer = run("ask", "How much did revenue grow?")  # default: the active version of 'house'
+    assert answer["adapter"] == "house@v2"
+
+
+def test_usage_errors_exit_2(home: Path) -> None:
+    assert CliRunner().invoke(main, ["ask"]).exit_code == 2
+    assert CliRunner().invoke(main, ["search", "x", "-k", "0"]).exit_code == 2
+
+
+def test_errors_are_one_json_document_with_exit_1(home: Path) -> None:
+    code, body = run("search", "anything")
+    assert code == 1 and body["error"]["code"] == "not_found" and "hybrid ingest" in body["error"]["message"]
+
+
+def test_serve_refuses_a_public_address_without_keys(home: Path) -> None:
+    result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0"])
+    assert result.exit_code == 2 and "HYBRID_API_KEY" in result.stderr

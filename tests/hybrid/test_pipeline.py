@@ -1,0 +1,70 @@
+"""Pipeline: retrieval, refusal, generation and citation wired together (tiny model, fake embedder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hybrid import REFUSAL, BadRequestError, NotFoundError
+
+
+class ScriptedGenerator:
+    """Answers with a fixed text, so citation wiring can be checked exactly."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.prompts = text, []
+
+    def generate(self, messages, **_):
+        from tune import GenerationResult
+
+        self.prompts.append(messages)
+        return GenerationResult(text=self.text, prompt_tokens=1, completion_tokens=1, seconds=0.0)
+
+
+def test_search_finds_the_right_file_and_page(pipeline) -> None:
+    hits = pipeline.search("fuel selector empty tank engine power", k=3)
+    assert Path(hits[0].source).name == "engine report.pdf" and hits[0].page == 2
+    assert hits[0].score >= hits[-1].score
+
+
+def test_off_corpus_question_is_refused_without_generating(pipeline) -> None:
+    answer = pipeline.ask("Which koala subspecies sings opera loudly?")
+    assert answer.route == "refuse" and answer.answer == REFUSAL
+    assert answer.citations == [] and answer.timings["generate_ms"] == 0
+
+
+def test_covered_question_is_answered_with_page_citations(pipeline, monkeypatch) -> None:
+    scripted = ScriptedGenerator("The engine lost power because of fuel starvation [1]. No one was injured.")
+    monkeypatch.setattr(pipeline, "generator", lambda adapter: scripted)
+    answer = pipeline.ask("Why did the engine lose power?")
+    assert answer.route == "rag"
+    prompt = scripted.prompts[0][1]["content"]
+    assert "[1] (engine report.pdf, page 2)" in prompt
+    pages = {(Path(c.source).name, c.page) for c in answer.citations}
+    assert ("engine report.pdf", 2) in pages
+    for c in answer.citations:
+        assert c.quote in pipeline.index().chunk(c.chunk_id).text
+
+
+def test_real_generation_returns_the_contract_shape(pipeline) -> None:
+    answer = pipeline.ask("Why did the engine lose power?").to_dict()
+    assert set(answer) == {"answer", "citations", "route", "grounded", "adapter", "timings"}
+    assert answer["route"] == "rag" and answer["adapter"] is None
+    retrieved = {h.chunk_id for h in pipeline.search("Why did the engine lose power?")}
+    assert {c["chunk_id"] for c in answer["citations"]} <= retrieved
+    assert answer["timings"]["generate_ms"] > 0
+
+
+def test_bad_requests_raise_clear_errors(pipeline) -> None:
+    with pytest.raises(BadRequestError, match="empty"):
+        pipeline.ask("   ")
+    with pytest.raises(NotFoundError):
+        pipeline.ask("Why did the engine lose power?", adapter="nosuch")
+
+
+def test_search_without_an_index_says_how_to_create_one(home) -> None:
+    from hybrid import Pipeline, load_settings
+
+    with pytest.raises(NotFoundError, match="ingest"):
+        Pipeline(load_settings()).search("anything")

@@ -1,0 +1,68 @@
+"""HTTP API through TestClient: contract JSON, refusals, and JSON errors for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def test_healthz_is_ok_once_loaded(client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_search_returns_the_cli_json(client) -> None:
+    body = client.post("/v1/search", json={"query": "adverse events safety desk", "k": 2}).json()
+    assert body["query"] == "adverse events safety desk" and len(body["hits"]) == 2
+    top = body["hits"][0]
+    assert set(top) == {"source", "page", "chunk_id", "score", "text"}
+    assert Path(top["source"]).name == "safety.pdf" and top["page"] == 1
+
+
+def test_query_answers_with_contract_keys(client) -> None:
+    body = client.post("/v1/query", json={"question": "How much did revenue grow?"}).json()
+    assert body["route"] == "rag" and body["adapter"] is None
+    assert set(body["timings"]) == {"retrieve_ms", "generate_ms"}
+
+
+def test_query_refuses_off_corpus(client) -> None:
+    body = client.post("/v1/query", json={"question": "Which koala subspecies sings opera loudly?"}).json()
+    assert body["route"] == "refuse" and body["citations"] == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "code"),
+    [
+        ({"question": ""}, 422, "invalid_request"),
+        ({"question": "x" * 5000}, 422, "invalid_request"),
+        ({"question": "revenue", "k": 0}, 422, "invalid_request"),
+        ({"question": "revenue", "k": "many"}, 422, "invalid_request"),
+        ({"q": "revenue"}, 422, "invalid_request"),
+        ({"question": "revenue", "adapter": "nosuch"}, 404, "not_found"),
+        ({"question": "revenue", "adapter": "../../etc"}, 422, "invalid_request"),
+        ({"question": "revenue", "adapter": "/etc/passwd"}, 422, "invalid_request"),
+    ],
+)
+def test_bad_input_gets_a_json_error(client, payload, status, code) -> None:
+    response = client.post("/v1/query", json=payload)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code and response.json()["error"]["message"]
+
+
+def test_malformed_json_and_unknown_routes_are_json_errors(client) -> None:
+    response = client.post("/v1/query", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "error" in response.json()
+    assert client.get("/v1/nothing").json()["error"]["code"] == "not_found"
+    assert client.get("/v1/query").status_code == 405
+
+
+def test_unexpected_failure_never_leaks_a_traceback(client, pipeline, monkeypatch) -> None:
+    def boom(*args, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(pipeline, "ask", boom)
+    response = client.post("/v1/query", json={"question": "revenue"})
+    assert response.status_code == 500
+    assert response.json() == {"error": {"code": "internal_error", "message": "internal error; the server log has the details"}}
+    assert "Traceback" not in response.text and "secret" not in response.text

@@ -1,0 +1,66 @@
+"""A few LoRA steps on the tiny model: the loss falls, the adapter saves, loads and changes outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tune import DataError, Example, Generator, TuneConfig, load_model, train_adapter
+
+QUESTION = [{"role": "user", "content": "Question 99: when will my refund arrive?"}]
+
+
+def test_training_reduces_the_loss(trained) -> None:
+    result, _, events = trained
+    steps = [e for e in events if "step" in e]
+    assert result.steps == 40 == len(steps) and steps[-1]["total"] == 40
+    assert steps[-1]["loss"] < steps[0]["loss"] * 0.5
+    assert result.eval_loss < result.base_eval_loss * 0.5
+    assert result.train_loss == pytest.approx(sum(e["loss"] for e in steps[-4:]) / 4)  # last pass: 16 examples / 4
+    assert result.epochs == 10.0 and result.tokens > 0 and result.warnings == []
+    assert all(e["tokens_per_s"] > 0 for e in steps)
+
+
+def test_adapter_is_saved_in_peft_format(trained) -> None:
+    _, out, _ = trained
+    assert (out / "adapter_model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["r"] == 8 and config["lora_alpha"] == 16 and config["peft_type"] == "LORA"
+
+
+def test_adapter_changes_outputs_and_learns_the_reply(trained, tiny_model_dir) -> None:
+    _, out, _ = trained
+    base = Generator.load(tiny_model_dir).generate(QUESTION, max_new_tokens=30)
+    tuned = Generator.load(tiny_model_dir, out).generate(QUESTION, max_new_tokens=30)
+    assert tuned.text != base.text
+    assert "thank you" in tuned.text  # the house reply's words, never seen by the random base
+
+
+def test_merged_and_unmerged_adapter_agree(trained, tiny_model_dir) -> None:
+    _, out, _ = trained
+    merged, tokenizer = load_model(tiny_model_dir, adapter_dir=out, merge=True)
+    wrapped, _ = load_model(tiny_model_dir, adapter_dir=out, merge=False)
+    base, _ = load_model(tiny_model_dir)
+    ids = tokenizer("Question 1: when", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        a, b, c = (m(input_ids=ids).logits for m in (merged, wrapped, base))
+    assert torch.allclose(a, b, atol=1e-4)
+    assert not torch.allclose(a, c, atol=1e-3)
+
+
+def test_max_steps_stops_early_and_truncation_is_warned(tiny_model_dir, tmp_path) -> None:
+    long_reply = "Thank you for your patience with this request. " * 20
+    examples = [Example(({"role": "user", "content": f"Question {i}"}, {"role": "assistant", "content": long_reply}),
+                        "mem", i + 1) for i in range(6)]
+    result = train_adapter(examples, tiny_model_dir, tmp_path / "a", TuneConfig(max_length=64, batch_size=2, max_steps=2))
+    assert result.steps == 2 and result.epochs == pytest.approx(2 / 3)
+    assert result.eval_loss is None and result.base_eval_loss is None
+    assert any("longer than max_length=64" in w for w in result.warnings)
+
+
+def test_nothing_to_learn_is_an_error(tiny_model_dir, tmp_path) -> None:
+    examples = [Example(({"role": "user", "content": "word " * 200}, {"role": "assistant", "content": "ok then"}), "m", 1)]
+    with pytest.raises(DataError, match="no training example"):
+        train_adapter(examples, tiny_model_dir, tmp_path / "a", TuneConfig(max_length=32))

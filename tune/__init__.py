@@ -1,0 +1,79 @@
+"""tune: house-style examples -> LoRA adapter; base model loading and generation.
+
+A leaf package: it imports neither ``ingest``, ``hybrid`` nor ``serve``. Reading and checking
+examples and the adapter registry need no torch; the names that do (models, generation,
+training) are imported on first use, so ``import tune`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from tune.check import CheckReport, check_examples
+from tune.config import TuneConfig
+from tune.data import Example, Problem, read_examples
+from tune.errors import (
+    AdapterNotFoundError,
+    DataError,
+    DatasetError,
+    ModelNotFoundError,
+    TuneConfigError,
+    TuneError,
+)
+from tune.registry import ADAPTER_NAME_RE, AdapterRegistry, AdapterVersion
+
+if TYPE_CHECKING:
+    from tune.generate import GenerationResult, Generator
+    from tune.models import DEFAULT_BASE_MODEL, load_model, resolve_base_model
+    from tune.train import TrainResult, train_adapter
+    from tune.workflow import TuneOutcome, tune
+
+# Names that pull in torch/transformers/peft, and the module each lives in.
+_LAZY = {
+    "DEFAULT_BASE_MODEL": "tune.models",
+    "resolve_base_model": "tune.models",
+    "load_model": "tune.models",
+    "Generator": "tune.generate",
+    "GenerationResult": "tune.generate",
+    "TrainResult": "tune.train",
+    "train_adapter": "tune.train",
+    "TuneOutcome": "tune.workflow",
+    "tune": "tune.workflow",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this hook
+        return value
+    raise AttributeError(f"module 'tune' has no attribute {name!r}")
+
+
+__all__ = [
+    "ADAPTER_NAME_RE",
+    "DEFAULT_BASE_MODEL",
+    "AdapterNotFoundError",
+    "AdapterRegistry",
+    "AdapterVersion",
+    "CheckReport",
+    "DataError",
+    "DatasetError",
+    "Example",
+    "GenerationResult",
+    "Generator",
+    "ModelNotFoundError",
+    "Problem",
+    "TrainResult",
+    "TuneConfig",
+    "TuneConfigError",
+    "TuneError",
+    "TuneOutcome",
+    "check_examples",
+    "load_model",
+    "read_examples",
+    "resolve_base_model",
+    "train_adapter",
+    "tune",
+]

@@ -1,0 +1,92 @@
+"""Tokenised examples -> padded batches grouped by length (private to the package)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from tune.data import Example
+from tune.encode import IGNORE, Encoded, encode_example
+
+# Batches are cut from windows of this many batches' worth of examples sorted by length: most
+# of the padding saving of a global sort, while batch composition still changes every epoch.
+_WINDOW_BATCHES = 50
+
+
+def encode_all(tokenizer: Any, examples: Sequence[Example], max_length: int, what: str) -> tuple[list[Encoded], list[str]]:
+    """Encode examples, dropping those with nothing to learn.
+
+    Args:
+        what: "training" or "evaluation", for the warnings.
+
+    Returns:
+        The usable encodings and plain-words warnings (truncated or skipped examples).
+    """
+    encoded, truncated, empty = [], [], []
+    for example in examples:
+        item = encode_example(tokenizer, example.messages, max_length)
+        if item.truncated:
+            truncated.append(example)
+        if item.trainable == 0:
+            empty.append(example)
+        else:
+            encoded.append(item)
+    warnings = []
+    if truncated:
+        warnings.append(
+            f"{len(truncated)} {what} examples are longer than max_length={max_length} tokens and were cut "
+            f"(first: {_where(truncated[0])}); cut replies do not teach the adapter to stop. "
+            "Raise max_length or shorten them."
+        )
+    if empty:
+        warnings.append(
+            f"{len(empty)} {what} examples were skipped: nothing of the reply fits in max_length={max_length} tokens "
+            f"(first: {_where(empty[0])})"
+        )
+    return encoded, warnings
+
+
+def _where(example: Example) -> str:
+    return f"{example.source} line {example.line}"
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, generator: torch.Generator) -> list[list[int]]:
+    """Index batches of similar lengths, in a random order drawn from ``generator``."""
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    window = batch_size * _WINDOW_BATCHES
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    shuffled = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in shuffled]
+
+
+def collate(items: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` tensors."""
+    width = max(len(item.input_ids) for item in items)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(items), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    for row, item in enumerate(items):
+        n = len(item.input_ids)
+        ids[row, :n] = torch.tensor(item.input_ids)
+        labels[row, :n] = torch.tensor(item.labels)
+        mask[row, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def summed_loss(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Summed next-token cross-entropy over the labelled tokens, and how many there are.
+
+    Summing (not averaging) lets evaluation weight every token equally across batches.
+    """
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    targets = batch["labels"][:, 1:]
+    keep = targets != IGNORE
+    # Only the labelled positions go through the softmax: most of a sequence is prompt.
+    picked = logits[:, :-1][keep].float()
+    loss = torch.nn.functional.cross_entropy(picked, targets[keep], reduction="sum")
+    return loss, int(keep.sum())

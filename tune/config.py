@@ -1,0 +1,109 @@
+"""Hyperparameters of one LoRA training run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from tune.errors import TuneConfigError
+
+
+@dataclass
+class TuneConfig:
+    """How a style adapter is trained; the defaults suit a few hundred to a few thousand examples.
+
+    Raises:
+        TuneConfigError: from `__post_init__`, listing every invalid field at once.
+    """
+
+    # LoRA rank r: the width of the low-rank update. 8 is plenty for tone and format.
+    rank: int = 8
+    # LoRA alpha; the update is scaled by alpha / rank, so 2x rank keeps the usual scale of 2.
+    alpha: float = 16
+    # Dropout on the LoRA input, a cheap regulariser for small datasets.
+    dropout: float = 0.05
+    # Peak AdamW learning rate (after warm-up); 2e-4 is the common LoRA default.
+    learning_rate: float = 2e-4
+    # Passes over the training examples.
+    epochs: int = 1
+    # Stop after this many optimiser steps, even mid-epoch; None: run every epoch.
+    max_steps: int | None = None
+    # Examples per optimiser step.
+    batch_size: int = 8
+    # Longest example, in tokens after the chat template; longer ones are cut (with a warning).
+    max_length: int = 1024
+    # Seed for LoRA initialisation, dropout and batch order, so a run can be repeated.
+    seed: int = 0
+    # Layers that get LoRA: "all-linear" (every linear layer but the output head) or names.
+    target_modules: str | list[str] = "all-linear"
+    # Share of the steps spent ramping the learning rate up from 0 before the linear decay.
+    warmup_ratio: float = 0.05
+    # AdamW weight decay on the LoRA weights; 0 because the updates are tiny already.
+    weight_decay: float = 0.0
+    # Gradients are clipped to this global L2 norm, which keeps early steps from blowing up.
+    max_grad_norm: float = 1.0
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        for name in ("rank", "epochs", "batch_size"):
+            _check_int(problems, name, getattr(self, name), low=1)
+        _check_int(problems, "max_length", self.max_length, low=16)
+        _check_int(problems, "seed", self.seed, low=0)
+        if self.max_steps is not None:
+            _check_int(problems, "max_steps", self.max_steps, low=1)
+        _check_number(problems, "alpha", self.alpha, low=0.0, low_open=True)
+        _check_number(problems, "learning_rate", self.learning_rate, low=0.0, low_open=True, high=1.0)
+        _check_number(problems, "dropout", self.dropout, low=0.0, high=1.0, high_open=True)
+        _check_number(problems, "warmup_ratio", self.warmup_ratio, low=0.0, high=1.0, high_open=True)
+        _check_number(problems, "weight_decay", self.weight_decay, low=0.0)
+        _check_number(problems, "max_grad_norm", self.max_grad_norm, low=0.0, low_open=True)
+        targets = self.target_modules
+        if isinstance(targets, (list, tuple)):
+            if not targets or not all(isinstance(t, str) and t for t in targets):
+                problems.append(f"target_modules must be 'all-linear' or a non-empty list of layer names, got {targets!r}")
+            else:
+                self.target_modules = list(targets)
+        elif not isinstance(targets, str) or not targets:
+            problems.append(f"target_modules must be 'all-linear' or a list of layer names, got {targets!r}")
+        if problems:
+            raise TuneConfigError(problems)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TuneConfig:
+        """Build a config from a mapping, refusing unknown keys (a typo must not be ignored).
+
+        Raises:
+            TuneConfigError: unknown keys, or invalid values (all listed at once).
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise TuneConfigError([f"unknown setting {k!r} (known: {', '.join(sorted(known))})" for k in unknown])
+        return cls(**values)
+
+
+def _check_int(problems: list[str], name: str, value: object, *, low: int) -> None:
+    # bool is a subclass of int, but `epochs=True` is a mistake, not 1 epoch.
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        problems.append(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _check_number(
+    problems: list[str],
+    name: str,
+    value: object,
+    *,
+    low: float,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # NaN != NaN
+    if ok:
+        ok = (value > low if low_open else value >= low) and (
+            high is None or (value < high if high_open else value <= high)
+        )
+    if not ok:
+        lo = f"> {low}" if low_open else f">= {low}"
+        hi = "" if high is None else (f" and < {high}" if high_open else f" and <= {high}")
+        problems.append(f"{name} must be a number {lo}{hi}, got {value!r}")

@@ -1,0 +1,182 @@
+"""Answer generation with a base model and an optional (merged) style adapter."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+from tune.encode import render
+from tune.models import load_model
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """One generated reply.
+
+    Attributes:
+        text: the reply, special tokens removed, stripped.
+        prompt_tokens: tokens of the templated conversation fed to the model.
+        completion_tokens: tokens generated, including the end-of-turn token when reached.
+        seconds: wall time of the generation.
+    """
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+
+
+class _Cancelled(StoppingCriteria):
+    """Stops a streaming generation whose reader went away."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> bool:
+        return self.event.is_set()
+
+
+class Generator:
+    """A loaded model that turns chat messages into a reply; one generation at a time.
+
+    Attributes:
+        model_dir: the base model directory.
+        adapter_dir: the adapter merged into it, or None for the base model alone.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, model_dir: Path, adapter_dir: Path | None) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_dir = model_dir
+        self.adapter_dir = adapter_dir
+        # generate() on one model from several threads interleaves its caches; serialise instead.
+        self._lock = threading.Lock()
+        self._stop_ids = _stop_token_ids(tokenizer)
+
+    @classmethod
+    def load(
+        cls, model_dir: str | Path, adapter_dir: str | Path | None = None, *, dtype: torch.dtype = torch.float32
+    ) -> Generator:
+        """Load a base model and merge an adapter into it (see `load_model` for errors)."""
+        model, tokenizer = load_model(model_dir, adapter_dir=adapter_dir, merge=True, dtype=dtype)
+        return cls(model, tokenizer, Path(model_dir), Path(adapter_dir) if adapter_dir is not None else None)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in ``text`` without any template or special tokens."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def generate(
+        self,
+        messages: Sequence[dict],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        repetition_penalty: float = 1.1,
+    ) -> GenerationResult:
+        """Reply to a conversation; greedy when ``temperature`` is 0, stops at the end-of-turn token.
+
+        Args:
+            messages: ``{"role", "content"}`` dicts; the reply continues as the assistant.
+            max_new_tokens: the longest reply, in tokens.
+            temperature: 0 for deterministic greedy decoding, above 0 to sample.
+            repetition_penalty: >1 discourages the loops small models fall into.
+        """
+        inputs = self._inputs(messages)
+        started = time.perf_counter()
+        with self._lock, torch.inference_mode():
+            output = self.model.generate(**inputs, **self._options(max_new_tokens, temperature, repetition_penalty))
+        seconds = time.perf_counter() - started
+        new = output[0, inputs["input_ids"].shape[1] :].tolist()
+        completion = _up_to_stop(new, self._stop_ids)
+        text = self.tokenizer.decode(completion, skip_special_tokens=True).strip()
+        return GenerationResult(text, int(inputs["input_ids"].shape[1]), len(completion), seconds)
+
+    def stream(
+        self,
+        messages: Sequence[dict],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        repetition_penalty: float = 1.1,
+    ) -> Iterator[str]:
+        """Like `generate`, yielding pieces of text as they are produced.
+
+        Closing the iterator early stops the generation at the next token.
+        """
+        inputs = self._inputs(messages)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+        cancelled = threading.Event()
+        options = self._options(max_new_tokens, temperature, repetition_penalty)
+        options["stopping_criteria"] = StoppingCriteriaList([_Cancelled(cancelled)])
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    self.model.generate(**inputs, **options, streamer=streamer)
+            except BaseException as exc:  # re-raised in the reader's thread below
+                failure.append(exc)
+                streamer.end()
+
+        with self._lock:
+            worker = threading.Thread(target=run, name="tune-stream", daemon=True)
+            worker.start()
+            try:
+                first = True
+                for piece in streamer:
+                    if first:
+                        piece, first = piece.lstrip(), not piece.strip()
+                    if piece:
+                        yield piece
+            finally:
+                cancelled.set()
+                worker.join()
+        if failure:
+            raise failure[0]
+
+    def _inputs(self, messages: Sequence[dict]) -> dict[str, torch.Tensor]:
+        text = render(self.tokenizer, messages, add_generation_prompt=True)
+        encoded = self.tokenizer(text, add_special_tokens=False, return_tensors="pt")
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+    def _options(self, max_new_tokens: int, temperature: float, repetition_penalty: float) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens,
+            "repetition_penalty": repetition_penalty,
+            "eos_token_id": self._stop_ids,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "do_sample": temperature > 0,
+        }
+        if temperature > 0:
+            options["temperature"] = temperature
+        else:  # unset sampling knobs a model's generation_config may carry, so greedy is greedy
+            options.update(temperature=None, top_p=None, top_k=None)
+        return options
+
+
+def _stop_token_ids(tokenizer: Any) -> list[int]:
+    # Chat models end a turn with their template's marker (<|im_end|>), which may differ from
+    # eos_token (Llama 3: <|eot_id|> vs <|end_of_text|>); stop at either.
+    ids = []
+    for token in (tokenizer.eos_token, "<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"):
+        if token is None:
+            continue
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(token_id, int) and token_id != tokenizer.unk_token_id and token_id not in ids:
+            ids.append(token_id)
+    return ids
+
+
+def _up_to_stop(tokens: list[int], stop_ids: list[int]) -> list[int]:
+    # Count the stop token (the model did produce it) but nothing after it (padding).
+    for index, token in enumerate(tokens):
+        if token in stop_ids:
+            return tokens[: index + 1]
+    return tokens

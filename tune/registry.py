@@ -1,0 +1,203 @@
+"""Versioned adapters on disk: ``root/NAME/vN/`` (adapter files + meta.json), ``root/NAME/active.json``.
+
+Names are validated against `ADAPTER_NAME_RE` before they touch a path, so a reference can never
+reach outside the registry root. Earlier versions are never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tune.errors import AdapterNotFoundError, TuneError
+
+ADAPTER_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_NAME = re.compile(ADAPTER_NAME_RE)
+_VERSION_DIR = re.compile(r"^v([1-9][0-9]*)$")
+_REF = re.compile(r"^(?P<name>[^@]+)@v(?P<version>[0-9]+)$")
+META_FILE = "meta.json"
+ACTIVE_FILE = "active.json"
+ADAPTER_CONFIG = "adapter_config.json"  # written by PEFT; marks a directory as an adapter
+
+
+@dataclass(frozen=True)
+class AdapterVersion:
+    """One trained adapter.
+
+    Attributes:
+        name: the adapter name (a directory's own name for adapters outside the registry).
+        version: N of ``NAME@vN``; 0 for an adapter given as a directory path.
+        path: the directory holding adapter_config.json and the weights.
+        meta: the contents of meta.json (base model, data hash, hyperparameters, losses...).
+    """
+
+    name: str
+    version: int
+    path: Path
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def ref(self) -> str:
+        """``NAME@vN``; for an adapter given as a directory, that directory (so it resolves back)."""
+        return f"{self.name}@v{self.version}" if self.version > 0 else str(self.path)
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it is a valid adapter name.
+
+    Raises:
+        TuneError: the name is empty, too long, or has characters other than letters, digits, _ . -
+    """
+    if not isinstance(name, str) or not _NAME.match(name) or name in (".", ".."):
+        raise TuneError(
+            f"invalid adapter name {name!r}: use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+class AdapterRegistry:
+    """The adapters under one root directory (normally ``HYBRID_HOME/adapters``)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def names(self) -> list[str]:
+        """Adapter names with at least one finished version, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if _NAME.match(p.name) and self.versions(p.name))
+
+    def versions(self, name: str) -> list[AdapterVersion]:
+        """Finished versions of ``name`` (those with meta.json), oldest first."""
+        folder = self.root / validate_name(name)
+        if not folder.is_dir():
+            return []
+        found = []
+        for child in folder.iterdir():
+            match = _VERSION_DIR.match(child.name)
+            if match and (child / META_FILE).is_file():
+                found.append(AdapterVersion(name, int(match.group(1)), child, _read_json(child / META_FILE)))
+        return sorted(found, key=lambda v: v.version)
+
+    def active(self, name: str) -> AdapterVersion | None:
+        """The version ``NAME`` stands for, or None when none was activated."""
+        pointer = self.root / validate_name(name) / ACTIVE_FILE
+        if not pointer.is_file():
+            return None
+        version = _read_json(pointer).get("version")
+        return next((v for v in self.versions(name) if v.version == version), None)
+
+    def resolve(self, ref: str) -> AdapterVersion | None:
+        """The adapter a reference names: ``none``, ``NAME``, ``NAME@vN`` or a directory path.
+
+        Returns:
+            None for ``none`` (the base model alone).
+
+        Raises:
+            AdapterNotFoundError: nothing matches; the message lists the adapters that exist.
+        """
+        ref = ref.strip()
+        if not ref:
+            raise AdapterNotFoundError(f"empty adapter reference; use NAME, NAME@vN, a directory or none. {self._listing()}")
+        if ref.lower() == "none":
+            return None
+        match = _REF.match(ref)
+        if match and _NAME.match(match.group("name")):
+            name, number = match.group("name"), int(match.group("version"))
+            found = next((v for v in self.versions(name) if v.version == number), None)
+            if found is None:
+                raise AdapterNotFoundError(f"no adapter version {ref}; {self._listing(name)}")
+            return found
+        if _NAME.match(ref) and self.versions(ref):
+            active = self.active(ref)
+            if active is None:
+                raise AdapterNotFoundError(f"adapter {ref} has no active version; use NAME@vN. {self._listing(ref)}")
+            return active
+        path = Path(ref).expanduser()
+        if (path / ADAPTER_CONFIG).is_file():
+            meta = _read_json(path / META_FILE) if (path / META_FILE).is_file() else {}
+            return AdapterVersion(path.resolve().name, 0, path, meta)
+        raise AdapterNotFoundError(
+            f"no adapter {ref!r} (not a name in {self.root}, nor a directory with {ADAPTER_CONFIG}); {self._listing()}"
+        )
+
+    def create_version(self, name: str) -> tuple[int, Path]:
+        """Reserve the next version number of ``name`` and create its empty directory.
+
+        Safe against concurrent runs: ``mkdir`` fails when another run took the number first,
+        and the next one is tried.
+        """
+        folder = self.root / validate_name(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        taken = [int(m.group(1)) for p in folder.iterdir() if (m := _VERSION_DIR.match(p.name))]
+        number = max(taken, default=0) + 1
+        while True:
+            path = folder / f"v{number}"
+            try:
+                path.mkdir()
+            except FileExistsError:
+                number += 1
+                continue
+            return number, path
+
+    def finalize(self, name: str, version: int, meta: dict[str, Any], *, activate: bool = True) -> AdapterVersion:
+        """Write meta.json (which marks the version finished) and, by default, activate it."""
+        path = self.root / validate_name(name) / f"v{version}"
+        if not (path / ADAPTER_CONFIG).is_file():
+            raise TuneError(f"{path} holds no trained adapter ({ADAPTER_CONFIG} missing); train into it first")
+        _write_json(path / META_FILE, meta)
+        return self.activate(name, version) if activate else AdapterVersion(name, version, path, dict(meta))
+
+    def activate(self, name: str, version: int) -> AdapterVersion:
+        """Make ``NAME`` stand for ``NAME@vN``.
+
+        Raises:
+            AdapterNotFoundError: no finished version N of that name.
+        """
+        found = next((v for v in self.versions(name) if v.version == version), None)
+        if found is None:
+            raise AdapterNotFoundError(f"no adapter version {name}@v{version}; {self._listing(name)}")
+        _write_json(self.root / name / ACTIVE_FILE, {"version": version})
+        return found
+
+    def discard(self, name: str, version: int) -> None:
+        """Remove an unfinished version's directory (after a failed run); finished ones stay."""
+        path = self.root / validate_name(name) / f"v{int(version)}"
+        if path.is_dir() and not (path / META_FILE).is_file():
+            shutil.rmtree(path, ignore_errors=True)
+
+    def _listing(self, name: str | None = None) -> str:
+        if name is not None and (versions := self.versions(name)):
+            active = self.active(name)
+            return f"versions of {name}: {', '.join(v.ref for v in versions)}" + (
+                f" (active: {active.ref})" if active else ""
+            )
+        names = self.names()
+        return f"adapters in {self.root}: {', '.join(names)}" if names else f"no adapters in {self.root} yet"
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    # Write a sibling then rename: a reader never sees half a file, even with a run crashing.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, default=str)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

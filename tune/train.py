@@ -1,0 +1,183 @@
+"""LoRA training of a style adapter: one small, plain PyTorch loop."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import LoraConfig, get_peft_model
+
+from tune.batching import collate, encode_all, length_grouped_batches, summed_loss
+from tune.config import TuneConfig
+from tune.data import Example
+from tune.encode import Encoded
+from tune.errors import DataError
+from tune.models import load_model
+
+Progress = Callable[[dict], None]
+
+
+@dataclass
+class TrainResult:
+    """What a training run did.
+
+    Attributes:
+        train_loss: mean loss of the last ``min(steps, batches per epoch)`` steps: about one
+            pass over the data at the end of training.
+        eval_loss: per-token loss on the evaluation examples with the adapter, or None.
+        base_eval_loss: the same loss for the base model before training, or None.
+        steps: optimiser steps taken.
+        epochs: passes over the data (fractional when ``max_steps`` stopped mid-epoch).
+        tokens: tokens (prompt and reply, no padding) fed through the model while training.
+        seconds: wall time of the whole call.
+        warnings: plain-words notes (truncated or skipped examples).
+    """
+
+    train_loss: float
+    eval_loss: float | None
+    base_eval_loss: float | None
+    steps: int
+    epochs: float
+    tokens: int
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+def train_adapter(
+    examples: Sequence[Example],
+    base_model_dir: str | Path,
+    out_dir: str | Path,
+    config: TuneConfig | None = None,
+    *,
+    eval_examples: Sequence[Example] | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train a LoRA adapter on chat examples and save it (PEFT format) with the tokenizer.
+
+    Args:
+        examples: training conversations; only assistant replies (and their end-of-turn
+            token) are learnt.
+        base_model_dir: a local model directory (see `resolve_base_model`).
+        out_dir: where adapter_config.json, adapter_model.safetensors and the tokenizer go.
+        config: hyperparameters; default `TuneConfig()`.
+        eval_examples: held-out conversations; their loss is measured before and after.
+        progress: called with ``{"step", "total", "loss", "tokens_per_s", "lr"}`` after every
+            step, and with ``{"message": str}`` before slow phases.
+
+    Raises:
+        DataError: no example has any reply tokens within ``max_length``.
+    """
+    started = time.perf_counter()
+    config = config or TuneConfig()
+    report = progress or (lambda info: None)
+    torch.manual_seed(config.seed)
+    report({"message": f"loading base model {base_model_dir}"})
+    model, tokenizer = load_model(base_model_dir, dtype=torch.float32)
+    train_set, warnings = encode_all(tokenizer, examples, config.max_length, "training")
+    if not train_set:
+        raise DataError("no training example has a reply within max_length tokens; check the data or raise max_length")
+    eval_set: list[Encoded] = []
+    if eval_examples:
+        eval_set, eval_warnings = encode_all(tokenizer, eval_examples, config.max_length, "evaluation")
+        warnings += eval_warnings
+    lora = LoraConfig(
+        r=config.rank,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        target_modules=config.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, lora)
+    pad_id = tokenizer.pad_token_id
+    base_eval_loss = None
+    if eval_set:
+        report({"message": f"measuring the base model's loss on {len(eval_set)} evaluation examples"})
+        with model.disable_adapter():
+            base_eval_loss = evaluate(model, eval_set, config.batch_size, pad_id)
+
+    per_epoch = math.ceil(len(train_set) / config.batch_size)
+    total = per_epoch * config.epochs if config.max_steps is None else min(per_epoch * config.epochs, config.max_steps)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_then_decay(total, config.warmup_ratio))
+    order = torch.Generator().manual_seed(config.seed)
+    lengths = [len(item.input_ids) for item in train_set]
+    losses: list[float] = []
+    tokens = 0
+    model.train()
+    while len(losses) < total:
+        for indices in length_grouped_batches(lengths, config.batch_size, order):
+            if len(losses) >= total:
+                break
+            step_started = time.perf_counter()
+            batch = collate([train_set[i] for i in indices], pad_id)
+            loss_sum, count = summed_loss(model, batch)
+            loss = loss_sum / count
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            batch_tokens = int(batch["attention_mask"].sum())
+            tokens += batch_tokens
+            losses.append(float(loss.detach()))
+            elapsed = time.perf_counter() - step_started
+            report({
+                "step": len(losses),
+                "total": total,
+                "loss": losses[-1],
+                "tokens_per_s": batch_tokens / elapsed if elapsed > 0 else None,
+                "lr": scheduler.get_last_lr()[0],
+            })
+
+    eval_loss = None
+    if eval_set:
+        report({"message": "measuring the adapter's loss on the evaluation examples"})
+        eval_loss = evaluate(model, eval_set, config.batch_size, pad_id)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    tail = losses[-min(len(losses), per_epoch) :]
+    return TrainResult(
+        train_loss=sum(tail) / len(tail),
+        eval_loss=eval_loss,
+        base_eval_loss=base_eval_loss,
+        steps=len(losses),
+        epochs=len(losses) / per_epoch,
+        tokens=tokens,
+        seconds=time.perf_counter() - started,
+        warnings=warnings,
+    )
+
+
+def evaluate(model: Any, items: Sequence[Encoded], batch_size: int, pad_id: int) -> float:
+    """Per-token loss over ``items`` (every labelled token weighs the same), in eval mode."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    ordered = sorted(items, key=lambda item: len(item.input_ids))  # less padding; order is irrelevant
+    with torch.no_grad():
+        for start in range(0, len(ordered), batch_size):
+            loss_sum, n = summed_loss(model, collate(ordered[start : start + batch_size], pad_id))
+            total, count = total + float(loss_sum), count + n
+    model.train(was_training)
+    return total / count
+
+
+def _warmup_then_decay(total: int, warmup_ratio: float) -> Callable[[int], float]:
+    warmup = int(total * warmup_ratio)
+
+    def factor(step: int) -> float:
+        # LambdaLR calls this with the number of steps taken so far; the first step uses step 0.
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
