@@ -8,12 +8,13 @@ Precedence, highest first: explicit arguments (CLI flags), ``HYBRID_*`` environm
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, TypeAdapter, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +23,8 @@ from pydantic_settings import (
 )
 
 from hybrid.errors import ConfigError
+from ingest import IngestConfig, IngestConfigError
+from tune import TuneConfig, TuneConfigError
 
 DEFAULT_HOME = Path("~/.hybrid")
 DEFAULT_ADAPTER_NAME = "house"
@@ -31,34 +34,11 @@ def _toml_path() -> Path:
     return Path(os.environ.get("HYBRID_CONFIG", "hybrid.toml"))
 
 
-class IngestSettings(BaseSettings):
-    """How documents become chunks (mirrors ``ingest.IngestConfig``)."""
-
-    model_config = SettingsConfigDict(extra="forbid")
-
-    chunk_size: int = Field(800, description="Largest chunk, in characters; chunks never cross a page.")
-    chunk_overlap: int = Field(120, description="Characters shared by neighbouring chunks of a page.")
-    batch_size: int = Field(32, description="Texts embedded per batch.")
-
-
-class TuneSettings(BaseSettings):
-    """Default LoRA hyperparameters (mirrors ``tune.TuneConfig``); CLI flags override them."""
-
-    model_config = SettingsConfigDict(extra="forbid")
-
-    rank: int = Field(8, description="LoRA rank r.")
-    alpha: int = Field(16, description="LoRA alpha (scale = alpha / r).")
-    learning_rate: float = Field(2e-4, description="Peak AdamW learning rate.")
-    epochs: int = Field(1, description="Passes over the training examples.")
-    batch_size: int = Field(8, description="Examples per optimiser step.")
-    max_length: int = Field(1024, description="Longest example, in tokens; longer ones are truncated.")
-    seed: int = Field(0, description="Seed for shuffling and LoRA initialisation.")
-
-
 class Settings(BaseSettings):
     """Everything a command or the server needs; see docs/reference/config.md."""
 
     model_config = SettingsConfigDict(
+        arbitrary_types_allowed=True,
         env_prefix="HYBRID_",
         env_nested_delimiter="__",
         extra="forbid",
@@ -84,8 +64,24 @@ class Settings(BaseSettings):
     allow_download: bool = Field(False, description="Let model loading reach a model hub.")
     api_key: SecretStr | None = Field(None, description="Bearer key for /v1 routes.")
     admin_key: SecretStr | None = Field(None, description="Bearer key for admin routes.")
-    ingest: IngestSettings = Field(default_factory=IngestSettings)
-    tune: TuneSettings = Field(default_factory=TuneSettings)
+    ingest: IngestConfig = Field(default_factory=IngestConfig, description="Chunking and embedding: ingest.IngestConfig.")
+    tune: TuneConfig = Field(default_factory=TuneConfig, description="Default LoRA hyperparameters: tune.TuneConfig.")
+
+    @field_validator("ingest", "tune", mode="before")
+    @classmethod
+    def _leaf_config(cls, value: Any, info: ValidationInfo) -> Any:
+        """Each leaf validates its own config; unknown keys are errors, not ignored."""
+        leaf = {"ingest": IngestConfig, "tune": TuneConfig}[info.field_name]
+        if not isinstance(value, dict):
+            return value
+        known = {f.name for f in dataclasses.fields(leaf)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        try:
+            return TypeAdapter(leaf).validate_python(value)
+        except (IngestConfigError, TuneConfigError) as exc:
+            raise ValueError(str(exc)) from exc
 
     @field_validator("home", "index", mode="after")
     @classmethod

@@ -13,6 +13,7 @@ it, and it is equally usable from Python::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -66,15 +67,24 @@ class Pipeline:
 
     @property
     def embedder(self) -> ingest.Embedder:
+        """The embedder: the one the existing index was built with, unless the user chose one."""
         if self._embedder is None:
             with self._lock, leaf_errors():
                 if self._embedder is None:
                     self._embedder = ingest.load_embedder(
-                        self.settings.embedder,
+                        self._embedder_spec(),
                         batch_size=self.settings.ingest.batch_size,
                         allow_download=self.settings.allow_download,
                     )
         return self._embedder
+
+    def _embedder_spec(self) -> str:
+        if "embedder" in self.settings.model_fields_set:
+            return self.settings.embedder
+        try:
+            return ingest.read_manifest(self.settings.index_dir)["embedder"]
+        except ingest.IndexNotFoundError:
+            return self.settings.embedder
 
     def index(self) -> ingest.Index:
         """The index at ``settings.index_dir`` (opened once; reopened after an ingest)."""
@@ -103,8 +113,7 @@ class Pipeline:
 
     def generator(self, adapter: tune.AdapterVersion | None) -> tune.Generator:
         """The generator for ``adapter`` on its own base model (loaded once, then cached)."""
-        base_spec = adapter.meta.get("base_model") if adapter is not None else None
-        base_dir = self.base_model_dir(base_spec)
+        base_dir = self.base_model_dir(_adapter_base(adapter) if adapter is not None else None)
         key = (str(base_dir), str(adapter.path) if adapter is not None else None)
         with self._lock:
             if key not in self._generators:
@@ -123,10 +132,9 @@ class Pipeline:
         self, paths: Sequence[str | Path], *, prune: bool = False, progress: Callable[[str], None] | None = None
     ) -> ingest.IngestReport:
         """Add, update (and with ``prune`` remove) PDFs in the index; incremental by content hash."""
-        config = ingest.IngestConfig(**self.settings.ingest.model_dump())
         with leaf_errors():
             report = ingest.ingest_paths(
-                paths, self.settings.index_dir, self.embedder, config, prune=prune, progress=progress
+                paths, self.settings.index_dir, self.embedder, self.settings.ingest, prune=prune, progress=progress
             )
         self._index = None  # the next search sees the new documents
         return report
@@ -148,7 +156,8 @@ class Pipeline:
         hits = self.search(question, k=k)
         retrieve_ms = (time.perf_counter() - started) * 1000
         threshold = guidance.min_score_for(self.embedder.name, self.settings.min_score)
-        decision = guidance.decide(hits, threshold)
+        missing = [name for name in guidance.names_in(question) if not self.index().mentions(name)]
+        decision = guidance.decide(hits, threshold, missing)
         adapter_ref = version.ref if version is not None else None
         if not decision.answer:
             return Answer(guidance.REFUSAL, [], "refuse", True, adapter_ref, {"retrieve_ms": retrieve_ms, "generate_ms": 0.0})
@@ -186,9 +195,8 @@ class Pipeline:
         """
         spec = base_model or self.settings.base_model
         base_dir = self.base_model_dir(spec)
-        fields = self.settings.tune.model_dump() | {k: v for k, v in overrides.items() if v is not None}
         with leaf_errors():
-            config = tune.TuneConfig(**fields)
+            config = dataclasses.replace(self.settings.tune, **{k: v for k, v in overrides.items() if v is not None})
             return tune.tune(
                 examples,
                 name=name,
@@ -202,6 +210,14 @@ class Pipeline:
                 output_column=output_column,
                 progress=progress,
             )
+
+
+def _adapter_base(adapter: tune.AdapterVersion) -> str | None:
+    """The base model an adapter was trained on: its recorded directory while that exists."""
+    recorded = adapter.meta.get("base_model_dir")
+    if recorded and Path(recorded).is_dir():
+        return recorded
+    return adapter.meta.get("base_model")
 
 
 def _checked_text(text: str, what: str) -> str:

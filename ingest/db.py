@@ -7,6 +7,7 @@ column whenever its recorded generation differs from `meta.generation`.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -168,6 +169,21 @@ def chunk_by_id(conn: sqlite3.Connection, chunk_id: str) -> Chunk | None:
         "SELECT chunk_id, source, page, text FROM chunks WHERE chunk_id = ?", (chunk_id,)
     ).fetchone()
     return Chunk(chunk_id=row[0], source=row[1], page=row[2], text=row[3]) if row else None
+
+
+def mentions(conn: sqlite3.Connection, word: str, batch: int = 500) -> bool:
+    """Whether any chunk contains ``word`` as a whole word, ignoring case.
+
+    SQLite's LIKE narrows the candidates (case-insensitive for ASCII); a regex then checks word
+    boundaries, so "Meta" is not found in "metadata".
+    """
+    pattern = re.compile(rf"(?<![A-Za-z0-9]){re.escape(word)}(?![A-Za-z0-9])", re.IGNORECASE)
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    cursor = conn.execute("SELECT text FROM chunks WHERE text LIKE ? ESCAPE '\\'", (f"%{escaped}%",))
+    while rows := cursor.fetchmany(batch):
+        if any(pattern.search(row[0]) for row in rows):
+            return True
+    return False
 
 
 def iter_vectors(

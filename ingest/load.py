@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 import re
 
+import contextlib
+
+import pypdf
 from pypdf import PdfReader
-from pypdf.errors import FileNotDecryptedError, PdfReadError
+from pypdf.errors import FileNotDecryptedError, PyPdfError
 
 from ingest.errors import PdfReadFailure
 from ingest.records import Page
@@ -15,6 +18,10 @@ from ingest.records import Page
 # in the last 1024; real files use both liberties.
 _HEADER_WINDOW = 1024
 _EOF_WINDOW = 1024
+
+# pypdf 7 bounds object sizes against malicious files; real SEC filings exceed its default of
+# 100,000 array elements (seen: "Reached maximum array element count"), so allow 20x that.
+_LIMITS = {"array_maximum_element_count": 2_000_000, "dictionary_maximum_element_count": 2_000_000}
 
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 _HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
@@ -36,6 +43,16 @@ def load_pdf(data: bytes, source: str) -> list[Page]:
         PdfReadFailure: empty, not a PDF, encrypted, truncated/corrupt, or no text at all.
     """
     _check_envelope(data, source)
+    with _parser_limits():
+        return _read_pages(data, source)
+
+
+def _parser_limits() -> contextlib.AbstractContextManager:
+    apply = getattr(pypdf, "apply_configuration", None)  # pypdf >= 7 only
+    return apply(**_LIMITS) if apply is not None else contextlib.nullcontext()
+
+
+def _read_pages(data: bytes, source: str) -> list[Page]:
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
@@ -56,9 +73,12 @@ def load_pdf(data: bytes, source: str) -> list[Page]:
         raise PdfReadFailure(source, f"encrypted; cannot decrypt: {exc}") from exc
     except NotImplementedError as exc:  # e.g. an encryption algorithm pypdf lacks
         raise PdfReadFailure(source, f"uses an unsupported PDF feature: {exc}") from exc
-    except (PdfReadError, ValueError, KeyError, TypeError, IndexError, OSError) as exc:
+    except (PyPdfError, ValueError, KeyError, TypeError, IndexError, OSError) as exc:
         # pypdf signals damaged files with all of these, depending on where parsing stops.
         raise PdfReadFailure(source, _corrupt_reason(data, exc)) from exc
+    except (RecursionError, AttributeError, AssertionError, ZeroDivisionError) as exc:
+        # Parser bugs on odd files: one file's problem, never the batch's.
+        raise PdfReadFailure(source, f"could not be parsed ({type(exc).__name__}: {exc})") from exc
     if page_count == 0:
         raise PdfReadFailure(source, "truncated or corrupt: the PDF has no pages")
     if not pages:

@@ -114,6 +114,11 @@ class Index:
         with self._lock:
             return db.chunk_by_id(self._conn, chunk_id)
 
+    def mentions(self, word: str) -> bool:
+        """Whether any stored chunk contains ``word`` as a whole word (case-insensitive)."""
+        with self._lock:
+            return db.mentions(self._conn, word)
+
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """The k chunks closest to `query`, best first.
 

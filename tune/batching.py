@@ -64,6 +64,26 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, generator: t
     return [batches[i] for i in shuffled]
 
 
+def micro_batches(items: Sequence[Encoded], max_tokens: int) -> list[list[Encoded]]:
+    """Split items into groups whose padded size (count x longest) stays within ``max_tokens``.
+
+    An item longer than ``max_tokens`` gets a group of its own.
+    """
+    groups: list[list[Encoded]] = []
+    for item in sorted(items, key=lambda it: len(it.input_ids), reverse=True):
+        # Sorted longest first, so a group's first item sets its padded width.
+        if groups and (len(groups[-1]) + 1) * len(groups[-1][0].input_ids) <= max_tokens:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
+def target_count(items: Sequence[Encoded]) -> int:
+    """Tokens that carry loss (a label at position 0 has no preceding token to predict it from)."""
+    return sum(sum(1 for label in item.labels[1:] if label != IGNORE) for item in items)
+
+
 def collate(items: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` tensors."""
     width = max(len(item.input_ids) for item in items)

@@ -30,6 +30,11 @@ class TuneConfig:
     max_steps: int | None = None
     # Examples per optimiser step.
     batch_size: int = 8
+    # Most tokens (sequences x padded length) in one forward pass. A batch is split into such
+    # micro-batches whose gradients add up to the same step, so memory stays bounded (~5 GB per
+    # 1,024 tokens for a 135M model in float32) without changing the result. Lower it if
+    # training runs out of memory; a longer example still gets a forward pass of its own.
+    micro_batch_tokens: int = 1024
     # Longest example, in tokens after the chat template; longer ones are cut (with a warning).
     max_length: int = 1024
     # Seed for LoRA initialisation, dropout and batch order, so a run can be repeated.
@@ -48,6 +53,7 @@ class TuneConfig:
         for name in ("rank", "epochs", "batch_size"):
             _check_int(problems, name, getattr(self, name), low=1)
         _check_int(problems, "max_length", self.max_length, low=16)
+        _check_int(problems, "micro_batch_tokens", self.micro_batch_tokens, low=16)
         _check_int(problems, "seed", self.seed, low=0)
         if self.max_steps is not None:
             _check_int(problems, "max_steps", self.max_steps, low=1)
@@ -82,9 +88,13 @@ class TuneConfig:
         return cls(**values)
 
 
-def _check_int(problems: list[str], name: str, value: object, *, low: int) -> None:
+def _is_int(value: object) -> bool:
     # bool is a subclass of int, but `epochs=True` is a mistake, not 1 epoch.
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(problems: list[str], name: str, value: object, *, low: int) -> None:
+    if not _is_int(value) or value < low:
         problems.append(f"{name} must be an integer >= {low}, got {value!r}")
 
 

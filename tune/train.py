@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from peft import LoraConfig, get_peft_model
 
-from tune.batching import collate, encode_all, length_grouped_batches, summed_loss
+from tune.batching import collate, encode_all, length_grouped_batches, micro_batches, summed_loss, target_count
 from tune.config import TuneConfig
 from tune.data import Example
 from tune.encode import Encoded
@@ -98,7 +98,7 @@ def train_adapter(
     if eval_set:
         report({"message": f"measuring the base model's loss on {len(eval_set)} evaluation examples"})
         with model.disable_adapter():
-            base_eval_loss = evaluate(model, eval_set, config.batch_size, pad_id)
+            base_eval_loss = evaluate(model, eval_set, config.micro_batch_tokens, pad_id)
 
     per_epoch = math.ceil(len(train_set) / config.batch_size)
     total = per_epoch * config.epochs if config.max_steps is None else min(per_epoch * config.epochs, config.max_steps)
@@ -116,17 +116,23 @@ def train_adapter(
             if len(losses) >= total:
                 break
             step_started = time.perf_counter()
-            batch = collate([train_set[i] for i in indices], pad_id)
-            loss_sum, count = summed_loss(model, batch)
-            loss = loss_sum / count
-            loss.backward()
+            items = [train_set[i] for i in indices]
+            targets = target_count(items)
+            step_loss, batch_tokens = 0.0, 0
+            for micro in micro_batches(items, config.micro_batch_tokens):
+                batch = collate(micro, pad_id)
+                loss_sum, _ = summed_loss(model, batch)
+                # Dividing by the whole batch's count makes the summed gradients those of one
+                # big batch: the mean loss over every reply token in it.
+                (loss_sum / targets).backward()
+                step_loss += float(loss_sum.detach())
+                batch_tokens += int(batch["attention_mask"].sum())
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            batch_tokens = int(batch["attention_mask"].sum())
             tokens += batch_tokens
-            losses.append(float(loss.detach()))
+            losses.append(step_loss / targets)
             elapsed = time.perf_counter() - step_started
             report({
                 "step": len(losses),
@@ -139,7 +145,7 @@ def train_adapter(
     eval_loss = None
     if eval_set:
         report({"message": "measuring the adapter's loss on the evaluation examples"})
-        eval_loss = evaluate(model, eval_set, config.batch_size, pad_id)
+        eval_loss = evaluate(model, eval_set, config.micro_batch_tokens, pad_id)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
@@ -157,15 +163,18 @@ def train_adapter(
     )
 
 
-def evaluate(model: Any, items: Sequence[Encoded], batch_size: int, pad_id: int) -> float:
-    """Per-token loss over ``items`` (every labelled token weighs the same), in eval mode."""
+def evaluate(model: Any, items: Sequence[Encoded], max_tokens: int, pad_id: int) -> float:
+    """Per-token loss over ``items`` (every labelled token weighs the same), in eval mode.
+
+    Args:
+        max_tokens: padded tokens per forward pass (see `TuneConfig.micro_batch_tokens`).
+    """
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    ordered = sorted(items, key=lambda item: len(item.input_ids))  # less padding; order is irrelevant
     with torch.no_grad():
-        for start in range(0, len(ordered), batch_size):
-            loss_sum, n = summed_loss(model, collate(ordered[start : start + batch_size], pad_id))
+        for group in micro_batches(items, max_tokens):
+            loss_sum, n = summed_loss(model, collate(group, pad_id))
             total, count = total + float(loss_sum), count + n
     model.train(was_training)
     return total / count

@@ -68,3 +68,8 @@ def test_search_without_an_index_says_how_to_create_one(home) -> None:
 
     with pytest.raises(NotFoundError, match="ingest"):
         Pipeline(load_settings()).search("anything")
+
+
+def test_question_about_a_name_absent_from_the_collection_is_refused(pipeline) -> None:
+    assert pipeline.ask("Why did the engine of the Zeppelin lose power?").route == "refuse"
+    assert pipeline.ask("Why did the engine lose power?").route == "rag"

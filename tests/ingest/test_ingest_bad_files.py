@@ -95,3 +95,16 @@ def test_pdf_with_no_pages_fails_cleanly(tmp_path: Path):
     data = data.replace(b"/Kids [3 0 R]", b"/Kids []")
     with pytest.raises(PdfReadFailure, match="no pages"):
         load_pdf(data, "zero.pdf")
+
+
+def test_parser_limits_are_raised_for_large_real_filings() -> None:
+    """Real SEC 10-Q files exceed pypdf 7's default 100,000-element array limit."""
+    import pypdf
+
+    from ingest.load import _LIMITS, _parser_limits
+
+    if not hasattr(pypdf, "get_configuration"):
+        return  # older pypdf has no such limit
+    with _parser_limits():
+        assert pypdf.get_configuration().array_maximum_element_count == _LIMITS["array_maximum_element_count"]
+    assert pypdf.get_configuration().array_maximum_element_count < _LIMITS["array_maximum_element_count"]

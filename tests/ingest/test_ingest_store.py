@@ -136,3 +136,16 @@ def test_a_failing_run_changes_nothing(corpus, index_dir, embedder):
         ingest_paths([corpus], index_dir, Broken())
     with Index.open(index_dir, embedder) as index:
         assert len(index.documents()) == 1 and len(index) == 3
+
+
+def test_mentions_matches_whole_words_case_insensitively(tmp_path) -> None:
+    from ingest import Index, ingest_paths
+    from tests.support.fake_embedder import FakeEmbedder
+    from tests.support.pdfs import make_pdf
+
+    make_pdf(tmp_path / "a.pdf", ["The metadata of Apple's R&D_budget report (100% complete)."])
+    embedder = FakeEmbedder()
+    ingest_paths([tmp_path / "a.pdf"], tmp_path / "idx", embedder)
+    index = Index.open(tmp_path / "idx", embedder)
+    assert index.mentions("apple") and index.mentions("R&D_budget") and index.mentions("100%")
+    assert not index.mentions("Meta") and not index.mentions("Tesla") and not index.mentions("R_D")

@@ -64,3 +64,19 @@ def test_nothing_to_learn_is_an_error(tiny_model_dir, tmp_path) -> None:
     examples = [Example(({"role": "user", "content": "word " * 200}, {"role": "assistant", "content": "ok then"}), "m", 1)]
     with pytest.raises(DataError, match="no training example"):
         train_adapter(examples, tiny_model_dir, tmp_path / "a", TuneConfig(max_length=32))
+
+
+def test_micro_batches_give_the_same_steps_as_whole_batches(tiny_model_dir, tmp_path, house_examples) -> None:
+    from tune import read_examples
+
+    path = tmp_path / "h.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in house_examples(8)) + "\n")
+    examples, _ = read_examples(path)
+    runs = []
+    for budget in (10_000, 16):  # one pass per batch vs one example per pass
+        events: list[dict] = []
+        # No dropout: its random masks depend on tensor shapes, so they differ between the runs.
+        config = TuneConfig(batch_size=4, epochs=2, max_steps=3, learning_rate=1e-2, dropout=0.0, micro_batch_tokens=budget)
+        train_adapter(examples, tiny_model_dir, tmp_path / str(budget), config, progress=events.append)
+        runs.append([e["loss"] for e in events if "step" in e])
+    assert runs[0] == pytest.approx(runs[1], rel=1e-4)
