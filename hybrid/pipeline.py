@@ -24,6 +24,7 @@ from hybrid import guidance
 from hybrid.citations import cite
 from hybrid.config import DEFAULT_ADAPTER_NAME, Settings
 from hybrid.errors import BadRequestError, HybridError, NotFoundError
+from hybrid.extractive import extract_answer
 from hybrid.prompt import build_messages
 from hybrid.records import Answer
 
@@ -167,6 +168,8 @@ class Pipeline:
         result = generator.generate(build_messages(question, relevant), max_new_tokens=self.settings.max_new_tokens)
         generate_ms = (time.perf_counter() - started) * 1000
         cited = cite(result.text, relevant)
+        if not cited.citations and (extracted := extract_answer(question, relevant)):
+            cited = cite(extracted, relevant)  # the model cited nothing supported: quote instead
         timings = {"retrieve_ms": round(retrieve_ms, 1), "generate_ms": round(generate_ms, 1)}
         return Answer(cited.text, cited.citations, "rag", cited.grounded, adapter_ref, timings)
 

@@ -24,7 +24,7 @@ SYSTEM_PROMPT = (
 )
 
 # Per-passage budget, in characters: keeps k passages well inside a small model's context.
-MAX_PASSAGE_CHARS = 1200
+MAX_PASSAGE_CHARS = 900
 
 
 def format_sources(hits: Sequence[Hit]) -> str:

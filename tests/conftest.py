@@ -12,6 +12,9 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+import pytest
 
 # Never reach a model hub from tests, whatever the caller's environment says.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -20,10 +23,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.pop("HYBRID_CONFIG", None)
 for _name in [n for n in os.environ if n.startswith("HYBRID_")]:
     del os.environ[_name]
-
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
 
 CORPUS = {
     "engine report.pdf": [

@@ -30,10 +30,8 @@ class TuneConfig:
     max_steps: int | None = None
     # Examples per optimiser step.
     batch_size: int = 8
-    # Most tokens (sequences x padded length) in one forward pass. A batch is split into such
-    # micro-batches whose gradients add up to the same step, so memory stays bounded (~5 GB per
-    # 1,024 tokens for a 135M model in float32) without changing the result. Lower it if
-    # training runs out of memory; a longer example still gets a forward pass of its own.
+    # Most tokens (sequences x padded length) per forward pass; a batch is split into passes
+    # whose gradients add up to the same step. Bounds memory (~5 GB per 1,024 tokens, 135M, fp32).
     micro_batch_tokens: int = 1024
     # Longest example, in tokens after the chat template; longer ones are cut (with a warning).
     max_length: int = 1024
@@ -47,6 +45,9 @@ class TuneConfig:
     weight_decay: float = 0.0
     # Gradients are clipped to this global L2 norm, which keeps early steps from blowing up.
     max_grad_norm: float = 1.0
+    # CPU threads while training; None: torch's default (one per core). Set it lower when other
+    # busy processes share the cores: oversubscribed threads wait on each other, ~10x slower.
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -55,8 +56,9 @@ class TuneConfig:
         _check_int(problems, "max_length", self.max_length, low=16)
         _check_int(problems, "micro_batch_tokens", self.micro_batch_tokens, low=16)
         _check_int(problems, "seed", self.seed, low=0)
-        if self.max_steps is not None:
-            _check_int(problems, "max_steps", self.max_steps, low=1)
+        for name in ("max_steps", "threads"):
+            if getattr(self, name) is not None:
+                _check_int(problems, name, getattr(self, name), low=1)
         _check_number(problems, "alpha", self.alpha, low=0.0, low_open=True)
         _check_number(problems, "learning_rate", self.learning_rate, low=0.0, low_open=True, high=1.0)
         _check_number(problems, "dropout", self.dropout, low=0.0, high=1.0, high_open=True)
@@ -66,7 +68,9 @@ class TuneConfig:
         targets = self.target_modules
         if isinstance(targets, (list, tuple)):
             if not targets or not all(isinstance(t, str) and t for t in targets):
-                problems.append(f"target_modules must be 'all-linear' or a non-empty list of layer names, got {targets!r}")
+                problems.append(
+                    f"target_modules must be 'all-linear' or a non-empty list of layer names, got {targets!r}"
+                )
             else:
                 self.target_modules = list(targets)
         elif not isinstance(targets, str) or not targets:

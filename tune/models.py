@@ -59,7 +59,9 @@ def resolve_base_model(
     path = Path(text).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise ModelNotFoundError(f"{path} has no config.json, so it is not a model directory; pass a HF model directory")
+            raise ModelNotFoundError(
+                f"{path} has no config.json, so it is not a model directory; pass a Hugging Face model directory"
+            )
         return path
     if _HF_ID.match(text) and not path.exists() and not text.startswith("."):
         return _hub_snapshot(text, allow_download, progress)

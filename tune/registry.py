@@ -104,7 +104,9 @@ class AdapterRegistry:
         """
         ref = ref.strip()
         if not ref:
-            raise AdapterNotFoundError(f"empty adapter reference; use NAME, NAME@vN, a directory or none. {self._listing()}")
+            raise AdapterNotFoundError(
+                f"empty adapter reference; use NAME, NAME@vN, a directory or none. {self._listing()}"
+            )
         if ref.lower() == "none":
             return None
         match = _REF.match(ref)
@@ -122,7 +124,7 @@ class AdapterRegistry:
         path = Path(ref).expanduser()
         if (path / ADAPTER_CONFIG).is_file():
             meta = _read_json(path / META_FILE) if (path / META_FILE).is_file() else {}
-            return AdapterVersion(path.resolve().name, 0, path, meta)
+            return AdapterVersion(path.resolve().name, 0, path.resolve(), meta)
         raise AdapterNotFoundError(
             f"no adapter {ref!r} (not a name in {self.root}, nor a directory with {ADAPTER_CONFIG}); {self._listing()}"
         )

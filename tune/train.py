@@ -72,8 +72,25 @@ def train_adapter(
     Raises:
         DataError: no example has any reply tokens within ``max_length``.
     """
-    started = time.perf_counter()
     config = config or TuneConfig()
+    threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        return _train(examples, Path(base_model_dir), Path(out_dir), config, eval_examples, progress)
+    finally:
+        torch.set_num_threads(threads)  # the setting is process-wide: give it back
+
+
+def _train(
+    examples: Sequence[Example],
+    base_model_dir: Path,
+    out_dir: Path,
+    config: TuneConfig,
+    eval_examples: Sequence[Example] | None,
+    progress: Progress | None,
+) -> TrainResult:
+    started = time.perf_counter()
     report = progress or (lambda info: None)
     torch.manual_seed(config.seed)
     report({"message": f"loading base model {base_model_dir}"})
@@ -128,6 +145,7 @@ def train_adapter(
                 step_loss += float(loss_sum.detach())
                 batch_tokens += int(batch["attention_mask"].sum())
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            rate = scheduler.get_last_lr()[0]  # the rate this step uses
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -139,14 +157,13 @@ def train_adapter(
                 "total": total,
                 "loss": losses[-1],
                 "tokens_per_s": batch_tokens / elapsed if elapsed > 0 else None,
-                "lr": scheduler.get_last_lr()[0],
+                "lr": rate,
             })
 
     eval_loss = None
     if eval_set:
         report({"message": "measuring the adapter's loss on the evaluation examples"})
         eval_loss = evaluate(model, eval_set, config.micro_batch_tokens, pad_id)
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

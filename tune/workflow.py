@@ -90,7 +90,9 @@ def tune(
             )
     version, out_dir = registry.create_version(name)
     try:
-        result = train_adapter(examples, base_model_dir, out_dir, config, eval_examples=eval_examples, progress=progress)
+        result = train_adapter(
+            examples, base_model_dir, out_dir, config, eval_examples=eval_examples, progress=progress
+        )
         meta = {
             "name": name,
             "version": version,

@@ -52,7 +52,8 @@ def test_too_long_needs_a_tokenizer(tmp_path: Path, write_jsonl) -> None:
 
 def test_duplicates_across_files_name_the_other_file(tmp_path: Path, write_jsonl) -> None:
     first = write_jsonl(tmp_path / "a.jsonl", [chat("Where is my order?", "It ships today, as promised.")])
-    second = write_jsonl(tmp_path / "b.jsonl", [{"prompt": "Where is my order?", "completion": "It ships today, as promised."}])
+    same = {"prompt": "Where is my order?", "completion": "It ships today, as promised."}
+    second = write_jsonl(tmp_path / "b.jsonl", [same])
     report = check_examples([first, second])
     assert codes(report) == [(1, "duplicate")]
     assert report.problems[0].source == str(second) and str(first) in report.problems[0].message

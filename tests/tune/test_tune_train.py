@@ -54,14 +54,16 @@ def test_max_steps_stops_early_and_truncation_is_warned(tiny_model_dir, tmp_path
     long_reply = "Thank you for your patience with this request. " * 20
     examples = [Example(({"role": "user", "content": f"Question {i}"}, {"role": "assistant", "content": long_reply}),
                         "mem", i + 1) for i in range(6)]
-    result = train_adapter(examples, tiny_model_dir, tmp_path / "a", TuneConfig(max_length=64, batch_size=2, max_steps=2))
+    config = TuneConfig(max_length=64, batch_size=2, max_steps=2)
+    result = train_adapter(examples, tiny_model_dir, tmp_path / "a", config)
     assert result.steps == 2 and result.epochs == pytest.approx(2 / 3)
     assert result.eval_loss is None and result.base_eval_loss is None
     assert any("longer than max_length=64" in w for w in result.warnings)
 
 
 def test_nothing_to_learn_is_an_error(tiny_model_dir, tmp_path) -> None:
-    examples = [Example(({"role": "user", "content": "word " * 200}, {"role": "assistant", "content": "ok then"}), "m", 1)]
+    messages = ({"role": "user", "content": "word " * 200}, {"role": "assistant", "content": "ok then"})
+    examples = [Example(messages, "m", 1)]
     with pytest.raises(DataError, match="no training example"):
         train_adapter(examples, tiny_model_dir, tmp_path / "a", TuneConfig(max_length=32))
 
@@ -76,7 +78,38 @@ def test_micro_batches_give_the_same_steps_as_whole_batches(tiny_model_dir, tmp_
     for budget in (10_000, 16):  # one pass per batch vs one example per pass
         events: list[dict] = []
         # No dropout: its random masks depend on tensor shapes, so they differ between the runs.
-        config = TuneConfig(batch_size=4, epochs=2, max_steps=3, learning_rate=1e-2, dropout=0.0, micro_batch_tokens=budget)
+        config = TuneConfig(
+            batch_size=4, epochs=2, max_steps=3, learning_rate=1e-2, dropout=0.0, micro_batch_tokens=budget
+        )
         train_adapter(examples, tiny_model_dir, tmp_path / str(budget), config, progress=events.append)
         runs.append([e["loss"] for e in events if "step" in e])
     assert runs[0] == pytest.approx(runs[1], rel=1e-4)
+
+
+def test_loss_on_labelled_positions_only_equals_the_full_loss(tiny_model_dir) -> None:
+    from tune.batching import collate, summed_loss
+    from tune.encode import IGNORE, encode_example
+
+    model, tokenizer = load_model(tiny_model_dir)
+    items = [
+        encode_example(tokenizer, ({"role": "user", "content": "Question about my refund " * (i + 1)},
+                                   {"role": "assistant", "content": "Thank you, dear customer. " * (3 - i)}), 512)
+        for i in range(3)
+    ]
+    batch = collate(items, tokenizer.pad_token_id)
+    loss, count = summed_loss(model, batch)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    targets = batch["labels"][:, 1:]
+    keep = targets != IGNORE
+    expected = torch.nn.functional.cross_entropy(logits[keep], targets[keep], reduction="sum")
+    assert count == int(keep.sum()) > 0
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_the_thread_setting_is_given_back(tiny_model_dir, tmp_path) -> None:
+    before = torch.get_num_threads()
+    messages = ({"role": "user", "content": "Question"}, {"role": "assistant", "content": "Thank you."})
+    config = TuneConfig(max_steps=1, threads=1)
+    assert train_adapter([Example(messages, "m", 1)], tiny_model_dir, tmp_path / "a", config).steps == 1
+    assert torch.get_num_threads() == before
