@@ -1,4 +1,5 @@
-"""Fixtures for tests/tune: a tiny random Llama (no download) and a LoRA adapter trained on it.
+"""Fixtures for tests/tune: a LoRA adapter trained on the tiny random Llama (``tiny_model_dir``
+from tests/conftest.py, built by tests/support/tiny_llama.py; no download).
 
 Tiers: the default tests use only the tiny model and run in seconds; tests marked ``slow``
 convert and run the real embedded SmolLM2-135M-Instruct (``pytest tests/tune -m slow``).
@@ -10,8 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-
-from tests.support.tiny_llama import make_tiny_model_dir
 
 # A reply the tiny model cannot produce by chance, repeated so a few LoRA steps learn it.
 HOUSE_REPLY = "Dear customer, thank you for your question. Please check your account."
@@ -42,11 +41,6 @@ def write_jsonl():
 def house_examples():
     """``house_examples(n)``: n chat records with different questions and the same house reply."""
     return _house_examples
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_model_dir(tmp_path_factory.mktemp("tiny-llama"))
 
 
 @pytest.fixture(scope="session")
