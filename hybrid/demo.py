@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", help="folder of PDFs [default: the project's docs, rendered to PDF]")
     parser.add_argument("--examples", help="house-style examples [default: the demo's own]")
     parser.add_argument("--question", action="append", help="question to ask (repeatable)")
+    parser.add_argument("--epochs", type=int, default=int(os.environ.get("DEMO_EPOCHS", "2")))
     parser.add_argument("--max-steps", type=int, default=int(os.environ.get("DEMO_MAX_STEPS", "24")))
     parser.add_argument("--workdir", default=str(ROOT / ".demo"))
     args = parser.parse_args(argv)
@@ -159,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         n_train, n_eval = write_examples(train, held_out)
         print(f"wrote {n_train} training and {n_eval} held-out house-style examples to {work}")
         examples, eval_args = str(train), ["--eval", str(held_out)]
-    result = _hybrid("tune", examples, "--name", "house", "--max-steps", str(args.max_steps), *eval_args, env=env)
+    result = _hybrid(
+        "tune", examples, "--name", "house", "--epochs", str(args.epochs), "--max-steps", str(args.max_steps),
+        *eval_args, env=env,
+    )
     print(f"trained {result['adapter']} on {result['examples']} examples: train loss {result['train_loss']:.3f}")
     if result.get("eval_loss") is not None:
         print(f"held-out loss: base model {result['base_eval_loss']:.3f} -> adapter {result['eval_loss']:.3f}")
