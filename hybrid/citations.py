@@ -28,6 +28,7 @@ MIN_CLAIM_WORDS = 3
 QUOTE_CHARS = 300
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
+_EMPTY_MARKER = re.compile(r"\s*\[\s*(?:source|n)?\s*\]", re.IGNORECASE)
 
 
 @dataclass
@@ -38,6 +39,7 @@ class CitedText:
     citations: list[Citation]
     grounded: bool
     supported_sentences: int
+    unsupported_sentences: int
 
 
 def _best_hit(sentence: str, hit_words: Sequence[set[str]]) -> tuple[int | None, float]:
@@ -52,7 +54,7 @@ def _quote(hit: Hit, claims: Sequence[str]) -> str:
     """The sentence of the passage that best matches the claims citing it (verbatim)."""
     claim_words = set().union(*(content_words(c) for c in claims)) if claims else set()
     best, best_score = None, -1.0
-    for a, b in sentence_spans(hit.text):
+    for a, b in sentence_spans(hit.text, wrapped=True):
         overlap = len(content_words(hit.text[a:b]) & claim_words)
         if overlap > best_score:
             best, best_score = (a, b), overlap
@@ -83,7 +85,7 @@ def cite(answer: str, hits: Sequence[Hit]) -> CitedText:
         raw = answer[a:b]
         gap, previous_end = answer[previous_end:a], b  # keep line breaks: house styles use lists
         marked = [int(n) - 1 for m in _MARKER.finditer(raw) for n in m.group(1).split(",")]
-        sentence = _MARKER.sub("", raw).strip()
+        sentence = _EMPTY_MARKER.sub("", _MARKER.sub("", raw)).strip()
         if not sentence:
             continue
         if pieces:
@@ -109,7 +111,7 @@ def cite(answer: str, hits: Sequence[Hit]) -> CitedText:
         for n, i in enumerate(order, start=1)
     ]
     grounded = bool(citations) and unsupported == 0
-    return CitedText(text="".join(pieces), citations=citations, grounded=grounded, supported_sentences=supported)
+    return CitedText("".join(pieces), citations, grounded, supported, unsupported)
 
 
 def _attach(sentence: str, markers: str) -> str:

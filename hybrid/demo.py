@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", help="house-style examples [default: the demo's own]")
     parser.add_argument("--question", action="append", help="question to ask (repeatable)")
     parser.add_argument("--epochs", type=int, default=int(os.environ.get("DEMO_EPOCHS", "2")))
-    parser.add_argument("--max-steps", type=int, default=int(os.environ.get("DEMO_MAX_STEPS", "24")))
+    parser.add_argument("--max-steps", type=int, default=int(os.environ.get("DEMO_MAX_STEPS", "40")))
     parser.add_argument("--workdir", default=str(ROOT / ".demo"))
     args = parser.parse_args(argv)
 
@@ -160,9 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         n_train, n_eval = write_examples(train, held_out)
         print(f"wrote {n_train} training and {n_eval} held-out house-style examples to {work}")
         examples, eval_args = str(train), ["--eval", str(held_out)]
+    # A short run on few examples: a higher rate and smaller batches than the defaults (measured:
+    # held-out loss 2.26 -> 0.57 in 34 steps at 1e-3, against 2.26 -> 1.68 in 18 at 2e-4).
     result = _hybrid(
         "tune", examples, "--name", "house", "--epochs", str(args.epochs), "--max-steps", str(args.max_steps),
-        *eval_args, env=env,
+        "--learning-rate", "1e-3", "--batch-size", "4", *eval_args, env=env,
     )
     print(f"trained {result['adapter']} on {result['examples']} examples: train loss {result['train_loss']:.3f}")
     if result.get("eval_loss") is not None:

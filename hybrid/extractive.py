@@ -26,14 +26,17 @@ def extract_answer(question: str, hits: Sequence["Hit"]) -> str | None:
     wanted = content_words(question)
     scored = []
     for n, hit in enumerate(hits, start=1):
-        for a, b in sentence_spans(hit.text):
+        for a, b in sentence_spans(hit.text, wrapped=True):
             sentence = " ".join(hit.text[a:b].split())
-            if len(sentence) > MAX_SENTENCE_CHARS or len(content_words(sentence)) < 3:
-                continue
-            overlap = len(content_words(sentence) & wanted)
+            words = content_words(sentence)
+            if len(sentence) > MAX_SENTENCE_CHARS or len(words) < 3 or sentence.endswith("?") or words <= wanted:
+                continue  # questions and headings restate the question rather than answer it
+            overlap = len(words & wanted)
             if overlap:
-                # Earlier passages rank higher at equal overlap: retrieval already ordered them.
-                scored.append((overlap, -n, sentence, n))
+                # A sentence cut by the chunk boundary ranks below whole ones; at equal overlap,
+                # earlier passages first, since retrieval already ordered them.
+                complete = sentence[-1] in ".!)\""
+                scored.append((overlap - (not complete), -n, sentence, n))
     if not scored:
         return None
     scored.sort(reverse=True)

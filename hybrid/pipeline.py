@@ -168,8 +168,9 @@ class Pipeline:
         result = generator.generate(build_messages(question, relevant), max_new_tokens=self.settings.max_new_tokens)
         generate_ms = (time.perf_counter() - started) * 1000
         cited = cite(result.text, relevant)
-        if not cited.citations and (extracted := extract_answer(question, relevant)):
-            cited = cite(extracted, relevant)  # the model cited nothing supported: quote instead
+        # No claim supported (a small model talking about the sources, not from them): quote them.
+        if not cited.supported_sentences and (extracted := extract_answer(question, relevant)):
+            cited = cite(extracted, relevant)
         timings = {"retrieve_ms": round(retrieve_ms, 1), "generate_ms": round(generate_ms, 1)}
         return Answer(cited.text, cited.citations, "rag", cited.grounded, adapter_ref, timings)
 

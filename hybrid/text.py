@@ -8,6 +8,9 @@ _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'.%-]*[A-Za-z0-9%]|[A-Za-z0-9]")
 # A sentence ends at . ! or ? followed by space and an upper-case letter, digit, quote or bracket,
 # or at a line break; "U.S. Department" stays one sentence often enough for our purposes.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])|\n+")
+# In text extracted from PDFs a single line break is where the page's line wrapped, not the end
+# of a sentence: only a blank line ends one there.
+_PROSE_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])|\n\s*\n")
 
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been before being
@@ -32,13 +35,20 @@ def content_words(text: str) -> set[str]:
     return {w for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())}
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """``(start, end)`` character spans of the sentences of ``text``, whitespace trimmed."""
+def sentence_spans(text: str, *, wrapped: bool = False) -> list[tuple[int, int]]:
+    """``(start, end)`` character spans of the sentences of ``text``, whitespace trimmed.
+
+    Args:
+        wrapped: the text comes from a PDF page, where single line breaks are line wrapping
+            (generated answers keep them: house styles use one line per list item).
+    """
     spans, start = [], 0
-    for match in _SENTENCE_END.finditer(text):
+    for match in (_PROSE_SENTENCE_END if wrapped else _SENTENCE_END).finditer(text):
         spans.append((start, match.start()))
         start = match.end()
     spans.append((start, len(text)))
+    if wrapped:
+        spans = [part for a, b in spans for part in _split_headings(text, a, b)]
     out = []
     for a, b in spans:
         segment = text[a:b]
@@ -47,6 +57,24 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         if trail > lead:
             out.append((a + lead, a + trail))
     return out
+
+
+# A wrapped line shorter than this, without closing punctuation, before a capitalised line, is a
+# heading: "What happens to a PDF that cannot be read\nA PDF that ..." is two sentences.
+HEADING_CHARS = 60
+
+
+def _split_headings(text: str, a: int, b: int) -> list[tuple[int, int]]:
+    parts, line_start = [], a
+    for match in re.finditer(r"\n", text[a:b]):
+        cut = a + match.start()
+        line = text[line_start:cut].strip()
+        following = text[cut + 1 : cut + 2]
+        if line and len(line) < HEADING_CHARS and line[-1] not in ".,;:!?-" and following.isupper():
+            parts.append((a if not parts else parts[-1][1] + 1, cut))
+        line_start = cut + 1
+    start = parts[-1][1] + 1 if parts else a
+    return [*parts, (start, b)]
 
 
 def sentences(text: str) -> list[str]:

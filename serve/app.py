@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from hybrid import Pipeline, Settings, __version__
 from serve.deps import get_settings
 from serve.errors import install_error_handlers
-from serve.routes import router
+from serve.routes import router, v1
 
 logger = logging.getLogger("hybrid.serve")
 
@@ -44,4 +44,5 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
         app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(v1)
     return app

@@ -9,12 +9,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from hybrid import Pipeline
+from serve.auth import require_query_key
 from serve.deps import get_pipeline
 from serve.schemas import ErrorResponse, QueryRequest, QueryResponse, SearchRequest, SearchResponse
 
 router = APIRouter()
+v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_query_key)])
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
-ERRORS = {400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+ERRORS = {401: {"model": ErrorResponse}, 400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
 
 
 @router.get("/healthz")
@@ -25,14 +27,14 @@ def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "loading"}, status_code=503)
 
 
-@router.post("/v1/search", response_model=SearchResponse, responses=ERRORS)
+@v1.post("/search", response_model=SearchResponse, responses=ERRORS)
 def search(body: SearchRequest, pipeline: PipelineDep) -> dict:
     """The passages most similar to the query (same JSON as ``hybrid search --json``)."""
     hits = pipeline.search(body.query, k=body.k)
     return {"query": body.query, "hits": [h.to_dict() for h in hits]}
 
 
-@router.post("/v1/query", response_model=QueryResponse, responses=ERRORS)
+@v1.post("/query", response_model=QueryResponse, responses=ERRORS)
 def query(body: QueryRequest, pipeline: PipelineDep) -> dict:
     """A cited answer, or a refusal when the documents do not cover the question."""
     return pipeline.ask(body.question, k=body.k, adapter=body.adapter).to_dict()

@@ -20,6 +20,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print exactl
 index_option = click.option(
     "--index", type=click.Path(file_okay=False), default=None, help="Index directory [default: $HYBRID_HOME/index]."
 )
+allow_download_option = click.option(
+    "--allow-download", is_flag=True, default=None, help="Let model loading reach a model hub (default: offline)."
+)
 k_option = click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="Passages to retrieve [default: 5].")
 
 

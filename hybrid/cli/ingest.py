@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hybrid.cli._common import FAILURE, OK, PARTIAL, emit, guarded, index_option, json_option, log, settings_from
+from hybrid.cli._common import allow_download_option, FAILURE, OK, PARTIAL, emit, guarded, index_option, json_option, log, settings_from
 
 
 @click.command()
@@ -12,13 +12,16 @@ from hybrid.cli._common import FAILURE, OK, PARTIAL, emit, guarded, index_option
 @index_option
 @click.option("--embedder", default=None, help="Embedding model for a new index [default: all-MiniLM-L6-v2].")
 @click.option("--prune", is_flag=True, help="Remove indexed documents whose file no longer exists.")
+@allow_download_option
 @json_option
 @guarded
-def ingest(paths: tuple[str, ...], index: str | None, embedder: str | None, prune: bool, as_json: bool) -> int:
+def ingest(
+    paths: tuple[str, ...], index: str | None, embedder: str | None, prune: bool, allow_download: bool | None, as_json: bool
+) -> int:
     """Ingest PDF files or folders (recursively). Unchanged files are skipped."""
     from hybrid.pipeline import Pipeline
 
-    settings = settings_from(index=index, embedder=embedder)
+    settings = settings_from(index=index, embedder=embedder, allow_download=allow_download)
     log(f"ingesting into {settings.index_dir}")
     report = Pipeline(settings).ingest(list(paths), prune=prune, progress=log)
     payload = report.to_dict()

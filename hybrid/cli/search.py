@@ -6,20 +6,21 @@ from pathlib import Path
 
 import click
 
-from hybrid.cli._common import emit, guarded, index_option, json_option, k_option, settings_from
+from hybrid.cli._common import allow_download_option, emit, guarded, index_option, json_option, k_option, settings_from
 
 
 @click.command()
 @click.argument("query")
 @index_option
 @k_option
+@allow_download_option
 @json_option
 @guarded
-def search(query: str, index: str | None, k: int | None, as_json: bool) -> None:
+def search(query: str, index: str | None, k: int | None, allow_download: bool | None, as_json: bool) -> None:
     """Show the passages that best match QUERY."""
     from hybrid.pipeline import Pipeline
 
-    settings = settings_from(index=index)
+    settings = settings_from(index=index, allow_download=allow_download)
     hits = Pipeline(settings).search(query, k=k)
     emit({"query": query, "hits": [h.to_dict() for h in hits]}, as_json, _human)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
-from hybrid.cli._common import USAGE, guarded, index_option, log, settings_from
+from hybrid.cli._common import USAGE, allow_download_option, guarded, index_option, json_option, log, settings_from
 from hybrid.config import is_loopback
 
 
@@ -14,10 +16,18 @@ from hybrid.config import is_loopback
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback address without HYBRID_API_KEY.")
+@allow_download_option
+@json_option
 @guarded
-def serve(index: str | None, adapter: str | None, host: str, port: int, insecure: bool) -> int:
-    """Serve the index and the adapter over HTTP."""
-    settings = settings_from(index=index, adapter=adapter)
+def serve(
+    index: str | None, adapter: str | None, host: str, port: int, insecure: bool, allow_download: bool | None, as_json: bool
+) -> int:
+    """Serve the index and the adapter over HTTP.
+
+    With --json, one line {"status": "ready", "url": ...} is printed on stdout once the models
+    are loaded, for scripts that start the server; logs go to stderr.
+    """
+    settings = settings_from(index=index, adapter=adapter, allow_download=allow_download)
     if not is_loopback(host) and settings.api_key is None and not insecure:
         log(
             f"error: refusing to listen on {host} without keys: set HYBRID_API_KEY (and HYBRID_ADMIN_KEY), "
@@ -26,8 +36,15 @@ def serve(index: str | None, adapter: str | None, host: str, port: int, insecure
         return USAGE
     import uvicorn
 
+    from hybrid.pipeline import Pipeline
     from serve import create_app
 
-    log(f"loading models, then serving on http://{host}:{port} (index {settings.index_dir})")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    log(f"loading models (index {settings.index_dir})")
+    pipeline = Pipeline(settings)
+    pipeline.load()  # fail here with one clear line (no index, unknown adapter), not in uvicorn
+    url = f"http://{host}:{port}"
+    log(f"serving on {url}")
+    if as_json:
+        click.echo(json.dumps({"status": "ready", "url": url}))
+    uvicorn.run(create_app(settings, pipeline=pipeline), host=host, port=port, log_level="info")
     return 0

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import click
 
-from hybrid.cli._common import FAILURE, OK, emit, guarded, json_option, log, settings_from
+from hybrid.cli._common import FAILURE, OK, PARTIAL, allow_download_option, emit, guarded, json_option, log, settings_from
 
 
 @click.command()
@@ -16,10 +16,14 @@ from hybrid.cli._common import FAILURE, OK, emit, guarded, json_option, log, set
 @click.option("--base-model", default=None, help="Base model: HF id or directory [default: SmolLM2-135M-Instruct].")
 @click.option("--epochs", type=click.IntRange(1, 100), default=None, help="Passes over the examples [default: 1].")
 @click.option("--max-steps", type=click.IntRange(1), default=None, help="Stop after this many optimiser steps.")
+@click.option("--learning-rate", type=click.FloatRange(0, 1, min_open=True), default=None, help="Peak learning rate [default: 2e-4].")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Examples per optimiser step [default: 8].")
+@click.option("--rank", type=click.IntRange(1), default=None, help="LoRA rank [default: 8].")
 @click.option("--eval", "eval_path", type=click.Path(dir_okay=False), default=None, help="Held-out examples: loss before and after.")
 @click.option("--force", is_flag=True, help="Train even when --check finds problems (bad lines are skipped).")
 @click.option("--input-column", default=None, help="CSV: the column holding the input.")
 @click.option("--output-column", default=None, help="CSV: the column holding the house-style output.")
+@allow_download_option
 @json_option
 @guarded
 def tune(
@@ -29,16 +33,20 @@ def tune(
     base_model: str | None,
     epochs: int | None,
     max_steps: int | None,
+    learning_rate: float | None,
+    batch_size: int | None,
+    rank: int | None,
     eval_path: str | None,
     force: bool,
     input_column: str | None,
     output_column: str | None,
+    allow_download: bool | None,
     as_json: bool,
 ) -> int:
     """Train a style adapter on house-style EXAMPLES (chat/prompt-completion/instruction JSONL, or CSV)."""
     from hybrid.pipeline import Pipeline
 
-    pipe = Pipeline(settings_from(base_model=base_model))
+    pipe = Pipeline(settings_from(base_model=base_model, allow_download=allow_download))
     columns = {"input_column": input_column, "output_column": output_column}
     if check_only:
         report = pipe.check(list(examples), **columns)
@@ -47,7 +55,8 @@ def tune(
     with _progress_bar() as progress:
         outcome = pipe.tune(
             list(examples), name=name, base_model=base_model, eval_path=eval_path, force=force,
-            progress=progress, epochs=epochs, max_steps=max_steps, **columns,
+            progress=progress, epochs=epochs, max_steps=max_steps, learning_rate=learning_rate,
+            batch_size=batch_size, rank=rank, **columns,
         )
     result = outcome.result
     payload = {
@@ -61,7 +70,8 @@ def tune(
         "warnings": list(outcome.check.warnings) + list(result.warnings),
     }
     emit(payload, as_json, _human_tune)
-    return OK
+    # --force trained on the good lines only: partial success, as for ingest.
+    return PARTIAL if outcome.check.problems else OK
 
 
 class _progress_bar:

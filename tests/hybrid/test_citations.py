@@ -52,3 +52,8 @@ def test_line_breaks_of_a_house_style_list_survive() -> None:
 def test_answer_without_any_support_cites_nothing() -> None:
     out = cite("I do not know anything about bananas in Peru.", HITS)
     assert out.citations == [] and not out.grounded
+
+
+def test_empty_markers_are_removed() -> None:
+    out = cite("Revenue grew 12 percent in 2022 [].", HITS)
+    assert out.text == "Revenue grew 12 percent in 2022 [1]."

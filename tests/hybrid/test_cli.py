@@ -84,3 +84,19 @@ def test_errors_are_one_json_document_with_exit_1(home: Path) -> None:
 def test_serve_refuses_a_public_address_without_keys(home: Path) -> None:
     result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0"])
     assert result.exit_code == 2 and "HYBRID_API_KEY" in result.stderr
+
+
+def test_serve_without_an_index_fails_with_one_line(home: Path) -> None:
+    result = CliRunner().invoke(main, ["serve", "--json"])
+    assert result.exit_code == 1 and "hybrid ingest" in result.stderr
+    assert json.loads(result.stdout)["error"]["code"] == "not_found"
+    assert "Traceback" not in result.stderr
+
+
+def test_tune_force_skips_bad_lines_and_exits_3(home: Path, examples: Path, tmp_path: Path) -> None:
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(examples.read_text() + "{broken\n")
+    code, report = run("tune", str(mixed))
+    assert code == 1 and "error" in report
+    code, result = run("tune", str(mixed), "--force", "--max-steps", "1")
+    assert code == 3 and result["adapter"] == "house@v1" and result["examples"] == 12

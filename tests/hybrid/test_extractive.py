@@ -32,3 +32,11 @@ def test_pipeline_falls_back_when_the_model_cites_nothing(pipeline, monkeypatch)
     assert answer.route == "rag" and answer.grounded
     assert answer.citations and answer.citations[0].page == 2
     assert "fuel starvation" in answer.answer
+
+
+def test_pdf_line_wrapping_does_not_cut_sentences_and_headings_are_skipped() -> None:
+    hit = Hit("/c.pdf", 3, "c:p3:c0", 0.8,
+              "What happens to a PDF that cannot be read\nA PDF that cannot be read is reported in\nfiles_failed with the reason and skipped.")
+    text = extract_answer("What happens to a PDF that cannot be read?", [hit])
+    assert text == "From the documents: A PDF that cannot be read is reported in files_failed with the reason and skipped [1]."
+    assert cite(text, [hit]).citations[0].quote.endswith("reason and skipped.")

@@ -66,3 +66,21 @@ def test_unexpected_failure_never_leaks_a_traceback(client, pipeline, monkeypatc
     assert response.status_code == 500
     assert response.json() == {"error": {"code": "internal_error", "message": "internal error; the server log has the details"}}
     assert "Traceback" not in response.text and "secret" not in response.text
+
+
+def test_keys_guard_v1_routes_but_not_healthz(pipeline) -> None:
+    from fastapi.testclient import TestClient
+    from pydantic import SecretStr
+
+    from serve import create_app
+
+    settings = pipeline.settings.model_copy(update={"api_key": SecretStr("q-key"), "admin_key": SecretStr("a-key")})
+    with TestClient(create_app(settings, pipeline=pipeline)) as client:
+        assert client.get("/healthz").status_code == 200
+        missing = client.post("/v1/search", json={"query": "revenue"})
+        assert missing.status_code == 401 and missing.json()["error"]["code"] == "unauthorized"
+        wrong = client.post("/v1/search", json={"query": "revenue"}, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        for key in ("q-key", "a-key"):
+            ok = client.post("/v1/search", json={"query": "revenue"}, headers={"Authorization": f"Bearer {key}"})
+            assert ok.status_code == 200
