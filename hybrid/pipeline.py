@@ -13,9 +13,11 @@ it, and it is equally usable from Python::
 from __future__ import annotations
 
 import contextlib
+import logging
 import dataclasses
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,10 @@ from hybrid.records import Answer
 import ingest
 import tune
 
+logger = logging.getLogger("hybrid")
 MAX_QUESTION_CHARS = 4000
+# Generators (base model + merged adapter) kept in memory at once: each is a full model copy.
+MAX_GENERATORS = 2
 
 
 @contextlib.contextmanager
@@ -60,8 +65,9 @@ class Pipeline:
         self.settings = settings
         self._embedder = embedder
         self._index: ingest.Index | None = None
-        self._generators: dict[tuple[str, str | None], tune.Generator] = {}
-        self._lock = threading.Lock()
+        self._generators: OrderedDict[tuple[str, str | None], tune.Generator] = OrderedDict()
+        self._lock = threading.Lock()  # guards the caches, held only briefly
+        self._load_lock = threading.Lock()  # one model load at a time
         self.registry = tune.AdapterRegistry(settings.adapters_dir)
 
     # -- models and index, loaded once ------------------------------------------------------
@@ -88,11 +94,21 @@ class Pipeline:
             return self.settings.embedder
 
     def index(self) -> ingest.Index:
-        """The index at ``settings.index_dir`` (opened once; reopened after an ingest)."""
+        """The index at ``settings.index_dir``, opened once (it sees later ingests by itself)."""
         if self._index is None:
-            with leaf_errors():
-                self._index = ingest.Index.open(self.settings.index_dir, self.embedder)
+            embedder = self.embedder
+            with self._lock, leaf_errors():
+                if self._index is None:
+                    self._index = ingest.Index.open(self.settings.index_dir, embedder)
         return self._index
+
+    def close(self) -> None:
+        """Close the index and drop the loaded models."""
+        with self._lock:
+            if self._index is not None:
+                self._index.close()
+                self._index = None
+            self._generators.clear()
 
     def base_model_dir(self, spec: str | None = None, progress: Callable[[str], None] | None = None) -> Path:
         """Resolve a base model spec (default: ``settings.base_model``) to a local directory."""
@@ -104,23 +120,44 @@ class Pipeline:
                 progress=progress,
             )
 
-    def resolve_adapter(self, ref: str | None = None) -> tune.AdapterVersion | None:
-        """``NAME``, ``NAME@vN``, a directory, ``none``, or ``auto`` (the active ``house``)."""
+    def resolve_adapter(self, ref: str | None = None, *, allow_path: bool = True) -> tune.AdapterVersion | None:
+        """``NAME``, ``NAME@vN``, a directory, ``none``, or ``auto`` (the active ``house``).
+
+        Args:
+            allow_path: accept a directory; False for references that come from a request, so
+                that no request reaches the file system outside the registry.
+        """
         ref = (ref or self.settings.adapter).strip()
         with leaf_errors():
             if ref == "auto":
                 return self.registry.active(DEFAULT_ADAPTER_NAME) if DEFAULT_ADAPTER_NAME in self.registry.names() else None
+            if not allow_path and ref != "none" and ref.split("@", 1)[0] not in self.registry.names():
+                raise NotFoundError(f"no adapter named {ref!r}; GET /v1/adapters lists them, 'none' is the base model")
             return self.registry.resolve(ref)
 
     def generator(self, adapter: tune.AdapterVersion | None) -> tune.Generator:
-        """The generator for ``adapter`` on its own base model (loaded once, then cached)."""
+        """The generator for ``adapter`` on its own base model.
+
+        Loaded once and kept; at most ``MAX_GENERATORS`` stay in memory (least recently used
+        goes first). A load blocks only requests for models that are not loaded yet.
+        """
         base_dir = self.base_model_dir(_adapter_base(adapter) if adapter is not None else None)
         key = (str(base_dir), str(adapter.path) if adapter is not None else None)
         with self._lock:
-            if key not in self._generators:
-                with leaf_errors():
-                    self._generators[key] = tune.Generator.load(base_dir, adapter.path if adapter else None)
-            return self._generators[key]
+            if key in self._generators:
+                self._generators.move_to_end(key)
+                return self._generators[key]
+        with self._load_lock:
+            with self._lock:
+                if key in self._generators:  # loaded by another request meanwhile
+                    return self._generators[key]
+            with leaf_errors():
+                loaded = tune.Generator.load(base_dir, adapter.path if adapter else None)
+            with self._lock:
+                self._generators[key] = loaded
+                while len(self._generators) > MAX_GENERATORS:
+                    self._generators.popitem(last=False)
+            return loaded
 
     def load(self, adapter: str | None = None) -> None:
         """Load the embedder, the index and the generator now (the server calls this at start-up)."""
@@ -137,31 +174,38 @@ class Pipeline:
             report = ingest.ingest_paths(
                 paths, self.settings.index_dir, self.embedder, self.settings.ingest, prune=prune, progress=progress
             )
-        self._index = None  # the next search sees the new documents
-        return report
+        return report  # an open Index notices the new generation and reloads by itself
 
     def search(self, query: str, *, k: int | None = None) -> list[ingest.Hit]:
         """The ``k`` passages most similar to ``query``, best first."""
         query = _checked_text(query, "query")
         with leaf_errors():
-            return self.index().search(query, k=_checked_k(k or self.settings.k))
+            return self.index().search(query, k=_checked_k(self.settings.k if k is None else k))
 
-    def ask(self, question: str, *, k: int | None = None, adapter: str | None = None) -> Answer:
+    def ask(
+        self, question: str, *, k: int | None = None, adapter: str | None = None, allow_path: bool = True
+    ) -> Answer:
         """Answer ``question`` from retrieved passages, in the adapter's style, with citations.
 
-        Refuses (``route="refuse"``) when no passage clears the calibrated relevance threshold.
+        Refuses (``route="refuse"``) when no passage clears the calibrated relevance threshold
+        or the question names something the collection never mentions.
+
+        Args:
+            allow_path: whether ``adapter`` may be a directory (False for HTTP requests).
         """
         question = _checked_text(question, "question")
-        version = self.resolve_adapter(adapter)
+        version = self.resolve_adapter(adapter, allow_path=allow_path)
         started = time.perf_counter()
         hits = self.search(question, k=k)
         retrieve_ms = (time.perf_counter() - started) * 1000
         threshold = guidance.min_score_for(self.embedder.name, self.settings.min_score)
         missing = [name for name in guidance.names_in(question) if not self.index().mentions(name)]
         decision = guidance.decide(hits, threshold, missing)
+        logger.info("%s: %s", "answer" if decision.answer else "refuse", decision.reason)
         adapter_ref = version.ref if version is not None else None
         if not decision.answer:
-            return Answer(guidance.REFUSAL, [], "refuse", True, adapter_ref, {"retrieve_ms": retrieve_ms, "generate_ms": 0.0})
+            timings = {"retrieve_ms": round(retrieve_ms, 1), "generate_ms": 0.0}
+            return Answer(guidance.REFUSAL, [], "refuse", True, adapter_ref, timings)
         relevant = [h for h in hits if h.score >= threshold]
         generator = self.generator(version)
         started = time.perf_counter()
@@ -233,7 +277,7 @@ def _checked_text(text: str, what: str) -> str:
 
 
 def _checked_k(k: int) -> int:
-    if not isinstance(k, int) or not 1 <= k <= 50:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 50:
         raise BadRequestError(f"k must be a whole number from 1 to 50, got {k!r}")
     return k
 

@@ -77,11 +77,6 @@ def _split_headings(text: str, a: int, b: int) -> list[tuple[int, int]]:
     return [*parts, (start, b)]
 
 
-def sentences(text: str) -> list[str]:
-    """The sentences of ``text``."""
-    return [text[a:b] for a, b in sentence_spans(text)]
-
-
 def support(claim: str, passage_words: set[str]) -> float:
     """Share of the claim's content words that the passage contains (0 when it has none)."""
     claim_words = content_words(claim)

@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
         logger.info("hybrid ready: index %s", resolved.index_dir)
         yield
         app.state.ready = False
+        app.state.pipeline.close()
 
     app = FastAPI(title="hybrid", version=__version__, lifespan=lifespan,
                   description="Answers grounded in your documents, in your house style.")

@@ -37,4 +37,4 @@ def search(body: SearchRequest, pipeline: PipelineDep) -> dict:
 @v1.post("/query", response_model=QueryResponse, responses=ERRORS)
 def query(body: QueryRequest, pipeline: PipelineDep) -> dict:
     """A cited answer, or a refusal when the documents do not cover the question."""
-    return pipeline.ask(body.question, k=body.k, adapter=body.adapter).to_dict()
+    return pipeline.ask(body.question, k=body.k, adapter=body.adapter, allow_path=False).to_dict()

@@ -38,9 +38,20 @@ def log(message: str) -> None:
 
 def emit(payload: dict, as_json: bool, human: Callable[[dict], str]) -> None:
     if as_json:
-        click.echo(json.dumps(payload, ensure_ascii=False))
+        click.echo(json.dumps(_finite(payload), ensure_ascii=False))
     else:
         click.echo(human(payload))
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities are not JSON: report them as null."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def guarded(command: Callable[..., int | None]) -> Callable[..., None]:
@@ -59,6 +70,11 @@ def guarded(command: Callable[..., int | None]) -> Callable[..., None]:
             code = FAILURE
         except KeyboardInterrupt:
             log("interrupted")
+            code = FAILURE
+        except Exception as exc:  # a bug or an environment failure: one line, never a traceback
+            error = HybridError(f"unexpected {type(exc).__name__}: {exc}")
+            error.code = "internal_error"
+            _fail(error, as_json)
             code = FAILURE
         sys.exit(code)
 

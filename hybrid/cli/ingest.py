@@ -26,7 +26,7 @@ def ingest(
     report = Pipeline(settings).ingest(list(paths), prune=prune, progress=log)
     payload = report.to_dict()
     emit(payload, as_json, _human)
-    stored = report.files_added + report.files_updated + report.files_unchanged
+    stored = report.files_added + report.files_updated + report.files_unchanged + report.files_removed
     if report.files_failed:
         return PARTIAL if stored else FAILURE
     return OK

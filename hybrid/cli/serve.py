@@ -6,8 +6,9 @@ import json
 
 import click
 
-from hybrid.cli._common import USAGE, allow_download_option, guarded, index_option, json_option, log, settings_from
+from hybrid.cli._common import allow_download_option, guarded, index_option, json_option, log, settings_from
 from hybrid.config import is_loopback
+from hybrid.errors import ConfigError
 
 
 @click.command()
@@ -29,11 +30,10 @@ def serve(
     """
     settings = settings_from(index=index, adapter=adapter, allow_download=allow_download)
     if not is_loopback(host) and settings.api_key is None and not insecure:
-        log(
-            f"error: refusing to listen on {host} without keys: set HYBRID_API_KEY (and HYBRID_ADMIN_KEY), "
+        raise ConfigError(
+            f"refusing to listen on {host} without keys: set HYBRID_API_KEY (and HYBRID_ADMIN_KEY), "
             "or pass --insecure to accept anyone on the network"
         )
-        return USAGE
     import uvicorn
 
     from hybrid.pipeline import Pipeline
@@ -46,5 +46,17 @@ def serve(
     log(f"serving on {url}")
     if as_json:
         click.echo(json.dumps({"status": "ready", "url": url}))
-    uvicorn.run(create_app(settings, pipeline=pipeline), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings, pipeline=pipeline), host=host, port=port, log_config=_logs_to_stderr())
     return 0
+
+
+def _logs_to_stderr() -> dict:
+    """uvicorn's logging, with the access log on stderr too: stdout is reserved for --json."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    for handler in config["handlers"].values():
+        handler["stream"] = "ext://sys.stderr"
+    return config

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import click
@@ -68,6 +69,7 @@ def tune(
         "base_eval_loss": result.base_eval_loss,
         "seconds": round(result.seconds, 1),
         "warnings": list(outcome.check.warnings) + list(result.warnings),
+        "problems": [p.to_dict() for p in outcome.check.problems],  # the lines --force skipped
     }
     emit(payload, as_json, _human_tune)
     # --force trained on the good lines only: partial success, as for ingest.
@@ -88,7 +90,7 @@ class _progress_bar:
                     log(str(info["message"]))
                 return
             if self.bar is None:
-                self.bar = tqdm(total=info.get("total"), desc="training", unit="step", file=__import__("sys").stderr)
+                self.bar = tqdm(total=info.get("total"), desc="training", unit="step", file=sys.stderr)
             self.bar.update(info["step"] - self.bar.n)
             postfix = {"loss": f"{info['loss']:.3f}"} if info.get("loss") is not None else {}
             if info.get("tokens_per_s"):

@@ -49,7 +49,8 @@ def test_real_retrieval_finds_the_page(env: Path) -> None:
 
 def test_real_answer_cites_a_retrieved_page_and_off_corpus_is_refused(env: Path) -> None:
     code, answer = run("ask", "Why did the engine lose power?")
-    assert code == 0 and answer["route"] == "rag" and answer["answer"]
+    assert code == 0 and answer["route"] == "rag" and answer["answer"] and answer["citations"]
+    assert any(Path(c["source"]).name == "engine report.pdf" and c["page"] == 2 for c in answer["citations"])
     for c in answer["citations"]:
         assert c["page"] >= 1 and Path(c["source"]).exists() and c["quote"]
     code, answer = run("ask", "What is the boiling point of mercury at sea level?")

@@ -63,7 +63,7 @@ def test_tune_then_ask_with_the_new_adapter(home: Path, corpus_dir: Path, exampl
     assert code == 0 and result["adapter"] == "house@v1" and Path(result["path"]).is_dir()
     assert result["examples"] == 12 and result["base_eval_loss"] is not None
     code, result = run("tune", str(examples), "--max-steps", "1")
-    assert result["adapter"] == "house@v2"
+    assert code == 0 and result["adapter"] == "house@v2"
     run("ingest", str(corpus_dir))
     code, answer = run("ask", "How much did revenue grow?", "--adapter", "house@v1")
     assert code == 0 and answer["adapter"] == "house@v1"
@@ -100,3 +100,23 @@ def test_tune_force_skips_bad_lines_and_exits_3(home: Path, examples: Path, tmp_
     assert code == 1 and "error" in report
     code, result = run("tune", str(mixed), "--force", "--max-steps", "1")
     assert code == 3 and result["adapter"] == "house@v1" and result["examples"] == 12
+    assert [p["line"] for p in result["problems"]] == [13]
+
+
+def test_an_unexpected_failure_is_one_line_and_one_json_document(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hybrid.pipeline import Pipeline
+
+    def boom(self, *args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Pipeline, "search", boom)
+    result = CliRunner().invoke(main, ["search", "anything", "--json"])
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert json.loads(result.stdout)["error"] == {"code": "internal_error", "message": "unexpected RuntimeError: disk on fire"}
+
+
+def test_serve_logs_go_to_stderr_so_json_stdout_stays_clean() -> None:
+    from hybrid.cli.serve import _logs_to_stderr
+
+    handlers = _logs_to_stderr()["handlers"]
+    assert handlers and all(h["stream"] == "ext://sys.stderr" for h in handlers.values())

@@ -84,3 +84,12 @@ def test_keys_guard_v1_routes_but_not_healthz(pipeline) -> None:
         for key in ("q-key", "a-key"):
             ok = client.post("/v1/search", json={"query": "revenue"}, headers={"Authorization": f"Bearer {key}"})
             assert ok.status_code == 200
+
+
+def test_a_request_cannot_load_an_adapter_from_a_directory(client, tmp_path, monkeypatch) -> None:
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / "adapter_config.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)  # "planted" now resolves as a relative directory
+    response = client.post("/v1/query", json={"question": "How much did revenue grow?", "adapter": "planted"})
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
