@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import ingest
+from hybrid import Pipeline, load_settings
 
 
 def _rows(path: Path) -> list[tuple[str, list[str]]]:
@@ -41,23 +42,28 @@ def main() -> int:
     embedder = ingest.load_embedder()
     ingest.ingest_paths([args.corpus], args.index, embedder, progress=lambda m: print(m, file=sys.stderr))
     index = ingest.Index.open(args.index, embedder)
+    pipeline = Pipeline(load_settings(index=args.index), embedder=embedder)
     rows = _rows(Path(args.qa))
-    hits_at = {1: 0, 3: 0, args.k: 0}
+    print(f"{len(rows)} questions, {len(index)} chunks")
+    for label, search in (("dense only", index.search), ("hybrid.Pipeline", pipeline.search)):
+        _report(label, search, rows, args.k)
+    return 0
+
+
+def _report(label: str, search, rows: list[tuple[str, list[str]]], k_max: int) -> None:
+    hits_at = {1: 0, 3: 0, k_max: 0}
     reciprocal = 0.0
     started = time.perf_counter()
     for question, globs in rows:
-        names = [Path(h.source).name for h in index.search(question, k=args.k)]
+        names = [Path(h.source).name for h in search(question, k=k_max)]
         ranks = [i for i, name in enumerate(names, 1) if any(fnmatch.fnmatch(name, g) for g in globs)]
         if ranks:
             reciprocal += 1 / ranks[0]
             for k in hits_at:
                 hits_at[k] += ranks[0] <= k
-    seconds = time.perf_counter() - started
-    print(f"{len(rows)} questions, {len(index)} chunks, {1000 * seconds / len(rows):.1f} ms per query")
-    for k in sorted(hits_at):
-        print(f"doc hit@{k}: {hits_at[k] / len(rows):.3f}")
-    print(f"doc MRR@{args.k}: {reciprocal / len(rows):.3f}")
-    return 0
+    ms = 1000 * (time.perf_counter() - started) / len(rows)
+    scores = "  ".join(f"hit@{k} {hits_at[k] / len(rows):.3f}" for k in sorted(hits_at))
+    print(f"{label:>16}: doc {scores}  MRR@{k_max} {reciprocal / len(rows):.3f}  ({ms:.1f} ms per query)")
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def decide(hits: Sequence["Hit"], min_score: float, missing_names: Sequence[str]
     """
     if not hits:
         return Decision(False, "the index returned no passages")
-    best = hits[0].score
+    best = max(h.score for h in hits)
     if best < min_score:
         return Decision(False, f"best passage scores {best:.2f}, below the threshold {min_score:.2f}")
     if missing_names:

@@ -35,6 +35,10 @@ import tune
 
 logger = logging.getLogger("hybrid")
 MAX_QUESTION_CHARS = 4000
+# Candidates fetched per requested passage before documents about the query's names go first.
+CANDIDATES_PER_HIT = 8
+# Mentions that make a document *about* a name (a passing mention of a competitor is not).
+ABOUT_MENTIONS = 3
 # Generators (base model + merged adapter) kept in memory at once: each is a full model copy.
 MAX_GENERATORS = 2
 
@@ -177,10 +181,26 @@ class Pipeline:
         return report  # an open Index notices the new generation and reloads by itself
 
     def search(self, query: str, *, k: int | None = None) -> list[ingest.Hit]:
-        """The ``k`` passages most similar to ``query``, best first."""
+        """The ``k`` passages that best match ``query``, best first.
+
+        Dense retrieval, then passages from documents *about* the names the query asks for
+        ("Apple's gross margin": documents that mention Apple at least ``ABOUT_MENTIONS`` times)
+        come first, keeping score order within each group. Filings, reports and manuals seldom
+        repeat the company or subject in every passage, so similarity alone mixes documents
+        up (measured in docs/concepts/pipeline.md). Scores stay cosine similarities.
+        """
         query = _checked_text(query, "query")
+        k = _checked_k(self.settings.k if k is None else k)
+        names = guidance.names_in(query)
         with leaf_errors():
-            return self.index().search(query, k=_checked_k(self.settings.k if k is None else k))
+            index = self.index()
+            hits = index.search(query, k=max(k * CANDIDATES_PER_HIT, k) if names else k)
+            if names and hits:
+                sources = [h.source for h in hits]
+                counts = [index.mention_counts(name, sources) for name in names]
+                about = {s: sum(c[s] >= ABOUT_MENTIONS for c in counts) for s in sources}
+                hits = sorted(hits, key=lambda h: (-about[h.source], -h.score))
+        return hits[:k]
 
     def ask(
         self, question: str, *, k: int | None = None, adapter: str | None = None, allow_path: bool = True

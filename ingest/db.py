@@ -186,6 +186,24 @@ def mentions(conn: sqlite3.Connection, word: str, batch: int = 500) -> bool:
     return False
 
 
+def mention_counts(conn: sqlite3.Connection, word: str, sources: Iterable[str]) -> dict[str, int]:
+    """How often each of ``sources`` mentions ``word`` as a whole word, ignoring case."""
+    sources = list(dict.fromkeys(sources))
+    if not sources:
+        return {}
+    pattern = re.compile(rf"(?<![A-Za-z0-9]){re.escape(word)}(?![A-Za-z0-9])", re.IGNORECASE)
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    marks = ",".join("?" * len(sources))
+    counts = dict.fromkeys(sources, 0)
+    rows = conn.execute(
+        f"SELECT source, text FROM chunks WHERE source IN ({marks}) AND text LIKE ? ESCAPE '\\'",
+        [*sources, f"%{escaped}%"],
+    )
+    for source, text in rows:
+        counts[source] += len(pattern.findall(text))
+    return counts
+
+
 def iter_vectors(
     conn: sqlite3.Connection, dim: int, batch: int = 10_000
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -118,6 +118,11 @@ class Index:
         """Whether any stored chunk contains ``word`` as a whole word (case-insensitive)."""
         with self._lock:
             return db.mentions(self._conn, word)
+
+    def mention_counts(self, word: str, sources: Sequence[str]) -> dict[str, int]:
+        """How often each document in ``sources`` mentions ``word`` (whole word, any case)."""
+        with self._lock:
+            return db.mention_counts(self._conn, word, sources)
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """The k chunks closest to `query`, best first.

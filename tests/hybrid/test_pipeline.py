@@ -74,3 +74,22 @@ def test_search_without_an_index_says_how_to_create_one(home) -> None:
 def test_question_about_a_name_absent_from_the_collection_is_refused(pipeline) -> None:
     assert pipeline.ask("Why did the engine of the Zeppelin lose power?").route == "refuse"
     assert pipeline.ask("Why did the engine lose power?").route == "rag"
+
+
+def test_documents_about_the_named_subject_come_first(home, tmp_path, fake_embedder) -> None:
+    from hybrid import Pipeline, load_settings
+    from tests.support.pdfs import make_pdf
+
+    folder = tmp_path / "filings"
+    folder.mkdir()
+    # The competitor filing matches the wording better; the Acme filing is about Acme.
+    make_pdf(folder / "rival.pdf", ["Gross margin rose on lower component costs. Unlike Acme, margins held."])
+    make_pdf(folder / "acme.pdf", ["Acme Corporation quarterly report. Acme sells widgets. Acme margin.",
+                                   "The gross margin percentage increased this quarter."])
+    pipe = Pipeline(load_settings(adapter="none"), embedder=fake_embedder)
+    pipe.ingest([folder])
+    dense = pipe.index().search("How did Acme's gross margin change?", k=3)
+    assert Path(dense[0].source).name == "rival.pdf"  # similarity alone picks the competitor
+    hits = pipe.search("How did Acme's gross margin change?", k=3)
+    assert Path(hits[0].source).name == "acme.pdf"
+    assert {h.chunk_id for h in hits} == {h.chunk_id for h in dense}
