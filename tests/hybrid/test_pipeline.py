@@ -83,9 +83,9 @@ def test_documents_about_the_named_subject_come_first(home, tmp_path, fake_embed
     folder = tmp_path / "filings"
     folder.mkdir()
     # The competitor filing matches the wording better; the Acme filing is about Acme.
-    make_pdf(folder / "rival.pdf", ["Gross margin rose on lower component costs. Unlike Acme, margins held."])
-    make_pdf(folder / "acme.pdf", ["Acme Corporation quarterly report. Acme sells widgets. Acme margin.",
-                                   "The gross margin percentage increased this quarter."])
+    make_pdf(folder / "rival.pdf", ["How did the gross margin change? The gross margin change came from lower costs, unlike Acme."])
+    make_pdf(folder / "acme.pdf", ["Acme Corporation quarterly report. Acme sells widgets. Acme ships them worldwide.",
+                                   "Percentage of sales kept after costs increased this quarter."])
     pipe = Pipeline(load_settings(adapter="none"), embedder=fake_embedder)
     pipe.ingest([folder])
     dense = pipe.index().search("How did Acme's gross margin change?", k=3)
