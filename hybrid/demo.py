@@ -1,6 +1,6 @@
 """``make demo``: the whole loop on the embedded defaults, through the CLI and the HTTP API.
 
-1. render the project's own docs to PDF (or take ``--corpus``) and ``hybrid ingest`` them;
+1. render the project's own docs (docs/) to PDF (or take ``--corpus``) and ``hybrid ingest`` them;
 2. write house-style examples (our own, from ``demo_data/``; or take ``--examples``) and
    ``hybrid tune`` a short adapter run;
 3. start ``hybrid serve`` on 127.0.0.1 and ask a few questions over ``POST /v1/query``,
@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         corpus = Path(args.corpus)
     else:
         corpus = work / "corpus"
-        docs = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
-        written = render_markdown_pdfs([d for d in docs if d.exists()], corpus, root=ROOT)
+        # docs/ only: the README quotes the demo's off-corpus question and its refusal.
+        written = render_markdown_pdfs(sorted((ROOT / "docs").rglob("*.md")), corpus, root=ROOT)
         print(f"rendered {len(written)} of the project's own docs to PDF in {corpus}")
     report = _hybrid("ingest", str(corpus), env=env)
     print(f"{report['files_added']} added, {report['files_updated']} updated, {report['files_unchanged']} unchanged, "
