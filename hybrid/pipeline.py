@@ -180,6 +180,16 @@ class Pipeline:
             )
         return report  # an open Index notices the new generation and reloads by itself
 
+    def documents(self) -> list[dict]:
+        """The stored documents: ``[{"source", "sha256", "pages", "chunks"}]``, by source."""
+        with leaf_errors():
+            return self.index().documents()
+
+    def remove_documents(self, paths: Sequence[str | Path]) -> list[str]:
+        """Remove the documents at ``paths`` (files or folders) from the index; returns their sources."""
+        with leaf_errors():
+            return ingest.remove_documents(self.settings.index_dir, self.embedder, paths)
+
     def search(self, query: str, *, k: int | None = None) -> list[ingest.Hit]:
         """The ``k`` passages that best match ``query``, best first.
 

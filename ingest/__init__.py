@@ -22,6 +22,7 @@ from ingest.errors import (
 )
 from ingest.manifest import read_manifest
 from ingest.pipeline import ingest_paths
+from ingest.remove import remove_documents
 from ingest.records import Chunk, FileFailure, Hit, IngestReport, Page
 from ingest.store import Index
 
@@ -44,4 +45,5 @@ __all__ = [
     "ingest_paths",
     "load_embedder",
     "read_manifest",
+    "remove_documents",
 ]

@@ -6,6 +6,7 @@ import click
 
 from hybrid import __version__
 from hybrid.cli.ask import ask
+from hybrid.cli.docs import docs
 from hybrid.cli.ingest import ingest
 from hybrid.cli.search import search
 from hybrid.cli.serve import serve
@@ -22,12 +23,13 @@ def main() -> None:
     hybrid tune examples.jsonl      house-style examples -> LoRA adapter house@vN
     hybrid ask "question"           cited answer from the index, in house style
     hybrid serve                    the same over HTTP (POST /v1/query)
+    hybrid docs list                what the index holds
 
     Data lives in $HYBRID_HOME (default ~/.hybrid).
     """
 
 
-for command in (ingest, search, ask, tune, serve):
+for command in (ingest, search, ask, tune, serve, docs):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -120,3 +120,20 @@ def test_serve_logs_go_to_stderr_so_json_stdout_stays_clean() -> None:
 
     handlers = _logs_to_stderr()["handlers"]
     assert handlers and all(h["stream"] == "ext://sys.stderr" for h in handlers.values())
+
+
+def test_docs_list_and_remove(home: Path, corpus_dir: Path) -> None:
+    run("ingest", str(corpus_dir))
+    code, listed = run("docs", "list")
+    assert code == 0 and len(listed["documents"]) == 3
+    assert {Path(d["source"]).name for d in listed["documents"]} >= {"safety.pdf"}
+    code, removed = run("docs", "remove", str(corpus_dir / "safety.pdf"))
+    assert code == 0 and [Path(s).name for s in removed["removed"]] == ["safety.pdf"]
+    code, found = run("search", "adverse events safety desk", "-k", "5")
+    assert all(Path(h["source"]).name != "safety.pdf" for h in found["hits"])
+    code, removed = run("docs", "remove", str(corpus_dir / "nothing-here.pdf"))
+    assert code == 1 and removed["removed"] == []
+    code, removed = run("docs", "remove", str(corpus_dir))  # a folder: everything below it
+    assert code == 0 and len(removed["removed"]) == 2
+    code, listed = run("docs", "list")
+    assert listed["documents"] == []
