@@ -39,7 +39,6 @@ class CitedText:
     citations: list[Citation]
     grounded: bool
     supported_sentences: int
-    unsupported_sentences: int
 
 
 def _best_hit(sentence: str, hit_words: Sequence[set[str]]) -> tuple[int | None, float]:
@@ -111,7 +110,7 @@ def cite(answer: str, hits: Sequence[Hit]) -> CitedText:
         for n, i in enumerate(order, start=1)
     ]
     grounded = bool(citations) and unsupported == 0
-    return CitedText("".join(pieces), citations, grounded, supported, unsupported)
+    return CitedText("".join(pieces), citations, grounded, supported)
 
 
 def _attach(sentence: str, markers: str) -> str:

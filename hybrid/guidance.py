@@ -6,17 +6,19 @@ retrieval finds a passage relevant enough; otherwise the answer is a plain refus
 1. The best passage's cosine similarity clears a threshold calibrated per embedder on questions
    whose answers are in a corpus and on questions no document covers
    (``bench/calibrate_refusal.py``; figures in docs/concepts/refusal.md).
-2. Every name the question asks about (a capitalised word after the first: "Tesla", "Q3",
+2. Every name the question asks about (a capitalised word not starting a sentence: "Tesla", "Q3",
    "Chevroux") appears somewhere in the collection. Dense scores cannot tell "Alphabet's revenue"
    from "Apple's revenue" in a corpus of filings; a missing name can.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from hybrid.text import STOPWORDS
 
 if TYPE_CHECKING:
     from ingest import Hit
@@ -53,8 +55,6 @@ def names_in(question: str) -> list[str]:
 
     ``"What was Alphabet's revenue in Q2?"`` -> ``["Alphabet", "Q2"]``.
     """
-    from hybrid.text import STOPWORDS
-
     names = []
     for match in _TOKEN.finditer(question):
         before = question[: match.start()].rstrip()

@@ -13,8 +13,8 @@ it, and it is equally usable from Python::
 from __future__ import annotations
 
 import contextlib
-import logging
 import dataclasses
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -188,7 +188,7 @@ class Pipeline:
     def remove_documents(self, paths: Sequence[str | Path]) -> list[str]:
         """Remove the documents at ``paths`` (files or folders) from the index; returns their sources."""
         with leaf_errors():
-            return ingest.remove_documents(self.settings.index_dir, self.embedder, paths)
+            return ingest.remove_documents(self.index(), paths)
 
     def search(self, query: str, *, k: int | None = None) -> list[ingest.Hit]:
         """The ``k`` passages that best match ``query``, best first.
@@ -204,7 +204,7 @@ class Pipeline:
         names = guidance.names_in(query)
         with leaf_errors():
             index = self.index()
-            hits = index.search(query, k=max(k * CANDIDATES_PER_HIT, k) if names else k)
+            hits = index.search(query, k=k * CANDIDATES_PER_HIT if names else k)
             if names and hits:
                 sources = [h.source for h in hits]
                 counts = [index.mention_counts(name, sources) for name in names]

@@ -171,15 +171,21 @@ def chunk_by_id(conn: sqlite3.Connection, chunk_id: str) -> Chunk | None:
     return Chunk(chunk_id=row[0], source=row[1], page=row[2], text=row[3]) if row else None
 
 
-def mentions(conn: sqlite3.Connection, word: str, batch: int = 500) -> bool:
-    """Whether any chunk contains ``word`` as a whole word, ignoring case.
+def _whole_word(word: str) -> tuple[re.Pattern[str], str]:
+    """A regex for ``word`` as a whole word (any case) and a LIKE pattern that pre-filters rows.
 
-    SQLite's LIKE narrows the candidates (case-insensitive for ASCII); a regex then checks word
+    SQLite's LIKE narrows the candidates (case-insensitive for ASCII); the regex then checks word
     boundaries, so "Meta" is not found in "metadata".
     """
     pattern = re.compile(rf"(?<![A-Za-z0-9]){re.escape(word)}(?![A-Za-z0-9])", re.IGNORECASE)
     escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    cursor = conn.execute("SELECT text FROM chunks WHERE text LIKE ? ESCAPE '\\'", (f"%{escaped}%",))
+    return pattern, f"%{escaped}%"
+
+
+def mentions(conn: sqlite3.Connection, word: str, batch: int = 500) -> bool:
+    """Whether any chunk contains ``word`` as a whole word, ignoring case."""
+    pattern, like = _whole_word(word)
+    cursor = conn.execute("SELECT text FROM chunks WHERE text LIKE ? ESCAPE '\\'", (like,))
     while rows := cursor.fetchmany(batch):
         if any(pattern.search(row[0]) for row in rows):
             return True
@@ -191,13 +197,12 @@ def mention_counts(conn: sqlite3.Connection, word: str, sources: Iterable[str]) 
     sources = list(dict.fromkeys(sources))
     if not sources:
         return {}
-    pattern = re.compile(rf"(?<![A-Za-z0-9]){re.escape(word)}(?![A-Za-z0-9])", re.IGNORECASE)
-    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern, like = _whole_word(word)
     marks = ",".join("?" * len(sources))
     counts = dict.fromkeys(sources, 0)
     rows = conn.execute(
         f"SELECT source, text FROM chunks WHERE source IN ({marks}) AND text LIKE ? ESCAPE '\\'",
-        [*sources, f"%{escaped}%"],
+        [*sources, like],
     )
     for source, text in rows:
         counts[source] += len(pattern.findall(text))

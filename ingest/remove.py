@@ -7,11 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ingest.config import IngestConfig
-from ingest.embed import Embedder
 from ingest.store import Index
 
 
-def remove_documents(index_dir: str | Path, embedder: Embedder, paths: Sequence[str | Path]) -> list[str]:
+def remove_documents(index: Index, paths: Sequence[str | Path]) -> list[str]:
     """Remove the stored documents at ``paths`` (files, or folders: everything below them).
 
     The files need not exist any more. One transaction: all or nothing.
@@ -20,22 +19,21 @@ def remove_documents(index_dir: str | Path, embedder: Embedder, paths: Sequence[
         The sources removed, sorted; empty when nothing matched.
 
     Raises:
-        IndexNotFoundError: no index at ``index_dir``.
+        IngestError: another process is writing to the index.
     """
     targets = [str(Path(p).expanduser().resolve()) for p in paths]  # as ingest records them
-    with Index.open(index_dir, embedder) as index:
-        manifest = index.manifest
-        # Keep the index's recorded chunk settings: a removal must not rewrite them.
-        config = IngestConfig(
-            chunk_size=manifest.get("chunk_size") or IngestConfig.chunk_size,
-            chunk_overlap=manifest.get("chunk_overlap") or IngestConfig.chunk_overlap,
+    manifest = index.manifest
+    # Keep the index's recorded chunk settings: a removal must not rewrite them.
+    config = IngestConfig(
+        chunk_size=manifest.get("chunk_size") or IngestConfig.chunk_size,
+        chunk_overlap=manifest.get("chunk_overlap") or IngestConfig.chunk_overlap,
+    )
+    with index.writer(config) as writer:
+        removed = sorted(
+            source
+            for source in writer.sources()
+            if any(source == t or source.startswith(t.rstrip(os.sep) + os.sep) for t in targets)
         )
-        with index.writer(config) as writer:
-            removed = sorted(
-                source
-                for source in writer.sources()
-                if any(source == t or source.startswith(t.rstrip(os.sep) + os.sep) for t in targets)
-            )
-            for source in removed:
-                writer.remove(source)
+        for source in removed:
+            writer.remove(source)
     return removed

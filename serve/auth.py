@@ -10,6 +10,7 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException
+from pydantic import SecretStr
 
 from hybrid import Settings
 from serve.deps import get_settings
@@ -17,11 +18,8 @@ from serve.deps import get_settings
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def _matches(given: str, key: object | None) -> bool:
-    if key is None:
-        return False
-    secret = key.get_secret_value() if hasattr(key, "get_secret_value") else str(key)
-    return hmac.compare_digest(given.encode(), secret.encode())
+def _matches(given: str, key: SecretStr | None) -> bool:
+    return key is not None and hmac.compare_digest(given.encode(), key.get_secret_value().encode())
 
 
 def require_query_key(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hybrid.cli._common import allow_download_option, FAILURE, OK, PARTIAL, emit, guarded, index_option, json_option, log, settings_from
+from hybrid.cli._common import FAILURE, OK, PARTIAL, allow_download_option, emit, guarded, index_option, json_option, log, settings_from
 
 
 @click.command()
