@@ -14,6 +14,7 @@ A leaf package: it imports neither `hybrid`, `tune` nor `serve`.
 from ingest.config import IngestConfig
 from ingest.embed import DEFAULT_EMBEDDER, Embedder, SentenceTransformerEmbedder, load_embedder
 from ingest.errors import (
+    IndexBusyError,
     IndexMismatchError,
     IndexNotFoundError,
     IngestConfigError,
@@ -33,6 +34,7 @@ __all__ = [
     "FileFailure",
     "Hit",
     "Index",
+    "IndexBusyError",
     "IndexMismatchError",
     "IndexNotFoundError",
     "IngestConfig",

@@ -23,6 +23,12 @@ class IngestConfig:
     chunk_overlap: int = 120
     # Texts per call to the embedder; bigger is faster until memory runs out.
     batch_size: int = 32
+    # A file with more pages than this is reported as failed instead of read (0 = no limit):
+    # reading a 100,000-page PDF would hold the run, and its single transaction, for hours.
+    max_pages: int = 5000
+    # Read pages that have no text layer, only images (scans), with the local `tesseract`
+    # executable. Off by default: OCR takes seconds per page and needs Tesseract installed.
+    ocr: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -39,6 +45,12 @@ class IngestConfig:
                 f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
                 f"chunk_size ({self.chunk_size})"
             )
+        if not _is_int(self.max_pages) or self.max_pages < 0:
+            problems.append(
+                f"max_pages must be a non-negative integer (0 = no limit), got {self.max_pages!r}"
+            )
+        if not isinstance(self.ocr, bool):
+            problems.append(f"ocr must be true or false, got {self.ocr!r}")
         if problems:
             raise IngestConfigError("invalid ingest config: " + "; ".join(problems))
 

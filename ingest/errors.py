@@ -38,3 +38,7 @@ class IndexMismatchError(IngestError):
 
 class IngestConfigError(IngestError):
     """An `IngestConfig` has one or more invalid fields (all of them are listed in the message)."""
+
+
+class IndexBusyError(IngestError):
+    """Another process holds the index's writer lock (an ingest or a removal is running)."""

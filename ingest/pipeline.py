@@ -13,6 +13,7 @@ from ingest.embed import Embedder, embed_texts
 from ingest.errors import IndexNotFoundError, PdfReadFailure
 from ingest.files import file_sha256, find_pdfs, sha256_hex
 from ingest.load import load_pdf
+from ingest.ocr import find_tesseract
 from ingest.records import Chunk, FileFailure, IngestReport
 from ingest.store import Index
 from ingest.writer import IndexWriter
@@ -53,12 +54,16 @@ def ingest_paths(
 
     Raises:
         IndexMismatchError: the index was built with another embedder.
-        IngestError: the index cannot be opened or written.
+        IndexBusyError: another ingest is writing to the index.
+        IngestError: the index cannot be opened or written, or `config.ocr` is set and
+            Tesseract is not installed.
     """
     started = time.perf_counter()
     config = config if config is not None else IngestConfig()
     say = progress or (lambda _line: None)
     report = IngestReport()
+    if config.ocr:
+        find_tesseract()  # fail before any work, not at the first scanned page
     files, failures = find_pdfs(paths)
     for failure in failures:
         report.files_failed.append(failure)
@@ -152,7 +157,7 @@ class _Run:
             data = Path(source).read_bytes()
             if sha256_hex(data) != sha:
                 raise PdfReadFailure(source, "changed while being ingested; run again")
-            pages = load_pdf(data, source)
+            pages = load_pdf(data, source, self.config, warn=self.report.warnings.append)
         except OSError as exc:
             self.fail(source, f"cannot read: {exc.strerror or exc}", label)
             return

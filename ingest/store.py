@@ -16,6 +16,7 @@ from ingest import db
 from ingest.config import IngestConfig
 from ingest.embed import Embedder, embed_texts
 from ingest.errors import IndexNotFoundError, IngestError
+from ingest.lock import writer_lock
 from ingest.manifest import (
     MANIFEST_FILE,
     build_manifest,
@@ -75,7 +76,9 @@ class Index:
             path.mkdir(parents=True, exist_ok=True)
         try:
             conn = db.connect(store)
-            if create:
+            # Only a new store needs the write: an existing one must open even while an
+            # ingest holds SQLite's write lock, so that ingest's writer lock can refuse us.
+            if create and not db.read_meta(conn):
                 conn.execute("BEGIN IMMEDIATE")
                 db.create_schema(conn, initial_meta(embedder.name, embedder.dim))
                 conn.execute("COMMIT")
@@ -149,10 +152,14 @@ class Index:
     def writer(self, config: IngestConfig) -> Iterator[IndexWriter]:
         """A transaction for an ingest run: committed on normal exit, rolled back on error.
 
+        Holds the index's writer lock (`ingest.lock`) throughout, including the FAISS update
+        after the commit; searches never take it.
+
         Raises:
-            IngestError: another process is writing to this index.
+            IndexBusyError: another writer holds the lock; the message names its pid.
+            IngestError: SQLite is busy all the same (no lock on this platform).
         """
-        with self._lock:
+        with self._lock, writer_lock(self.path):
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:

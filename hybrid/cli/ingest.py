@@ -12,16 +12,28 @@ from hybrid.cli._common import FAILURE, OK, PARTIAL, allow_download_option, emit
 @index_option
 @click.option("--embedder", default=None, help="Embedding model for a new index [default: all-MiniLM-L6-v2].")
 @click.option("--prune", is_flag=True, help="Remove indexed documents whose file no longer exists.")
+@click.option(
+    "--ocr", is_flag=True, default=None, help="Read scanned pages (images, no text layer) with the local tesseract executable."
+)
 @allow_download_option
 @json_option
 @guarded
 def ingest(
-    paths: tuple[str, ...], index: str | None, embedder: str | None, prune: bool, allow_download: bool | None, as_json: bool
+    paths: tuple[str, ...],
+    index: str | None,
+    embedder: str | None,
+    prune: bool,
+    ocr: bool | None,
+    allow_download: bool | None,
+    as_json: bool,
 ) -> int:
     """Ingest PDF files or folders (recursively). Unchanged files are skipped."""
     from hybrid.pipeline import Pipeline
 
-    settings = settings_from(index=index, embedder=embedder, allow_download=allow_download)
+    # A partial [ingest] table: merged over hybrid.toml and HYBRID_INGEST__* by pydantic-settings.
+    settings = settings_from(
+        index=index, embedder=embedder, allow_download=allow_download, ingest={"ocr": True} if ocr else None
+    )
     log(f"ingesting into {settings.index_dir}")
     report = Pipeline(settings).ingest(list(paths), prune=prune, progress=log)
     payload = report.to_dict()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,41 @@ def test_docs_list_and_remove(home: Path, corpus_dir: Path) -> None:
     assert code == 0 and len(removed["removed"]) == 2
     code, listed = run("docs", "list")
     assert listed["documents"] == []
+
+
+def test_ingest_while_another_ingest_writes_fails_at_once_naming_it(home: Path, corpus_dir: Path) -> None:
+    import os
+
+    from ingest.lock import writer_lock
+
+    run("ingest", str(corpus_dir))
+    with writer_lock(home / "index"):
+        code, report = run("ingest", str(corpus_dir))
+        assert code == 1
+        assert "is being written by another ingest" in report["error"]["message"]
+        assert f"pid {os.getpid()}" in report["error"]["message"]
+        code, found = run("search", "adverse events safety desk")  # readers are not blocked
+        assert code == 0 and Path(found["hits"][0]["source"]).name == "safety.pdf"
+
+
+def test_ingest_ocr_without_tesseract_says_how_to_install_it(
+    home: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.ocr
+
+    monkeypatch.setattr(ingest.ocr, "TESSERACT", "no-such-ocr-engine")
+    code, report = run("ingest", str(corpus_dir), "--ocr")
+    assert code == 1 and "apt install tesseract-ocr" in report["error"]["message"]
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs the tesseract executable")
+def test_ingest_ocr_reads_a_scan_and_search_finds_it_under_a_non_ascii_name(home: Path, tmp_path: Path) -> None:
+    from tests.support.pdfs import make_scanned_pdf
+
+    scan = make_scanned_pdf(tmp_path / "日本 scans" / "relevé été.pdf", ["The glider winch cable snapped during the launch."])
+    code, report = run("ingest", str(scan))
+    assert code == 1 and "--ocr" in report["files_failed"][0]["error"]
+    code, report = run("ingest", str(scan), "--ocr")
+    assert code == 0 and report["files_added"] == 1 and report["files_failed"] == []
+    code, found = run("search", "glider winch cable", "-k", "1")
+    assert code == 0 and found["hits"][0]["source"] == str(scan.resolve()) and "winch" in found["hits"][0]["text"]

@@ -1,7 +1,8 @@
-"""Make small PDFs for tests with fpdf2: text pages, encrypted, truncated, image-only."""
+"""Make small PDFs for tests with fpdf2: text pages, encrypted, truncated, scanned (image-only)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from fpdf import FPDF
@@ -29,12 +30,40 @@ def make_truncated_pdf(path: str | Path) -> Path:
 
 
 def make_image_only_pdf(path: str | Path) -> Path:
-    """Write a PDF whose only page holds a filled rectangle and no text, like a scan."""
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.set_fill_color(40, 40, 40)
-    pdf.rect(20, 20, 120, 80, style="F")
+    """Write a one-page scan: the page is an image of text, and there is no text layer."""
+    return make_scanned_pdf(path, ["Scanned page"])
+
+
+def make_scanned_pdf(path: str | Path, pages: Sequence[str], text_pages: Sequence[str] = ()) -> Path:
+    """Write `text_pages` as ordinary text pages, then `pages` as images of their text (scans).
+
+    The images are drawn large and sharp (about 40 px letters), so Tesseract reads them back.
+    """
+    pdf = _document(list(text_pages))
+    for text in pages:
+        pdf.add_page()
+        image = _text_image(text)
+        pdf.image(image, x=10, y=10, w=pdf.epw)
     return _write(pdf, path)
+
+
+def _text_image(text: str, width: int = 1200, size: int = 40):
+    from PIL import Image, ImageDraw, ImageFont  # Pillow comes with fpdf2
+
+    font = ImageFont.load_default(size=size)
+    lines, line = [], ""
+    for word in text.split():  # wrap to the image width
+        candidate = f"{line} {word}".strip()
+        if line and font.getlength(candidate) > width - 2 * size:
+            lines.append(line)
+            candidate = word
+        line = candidate
+    lines.append(line)
+    image = Image.new("L", (width, (len(lines) + 1) * int(size * 1.5)), color=255)
+    draw = ImageDraw.Draw(image)
+    for n, line in enumerate(lines):
+        draw.text((size, size // 2 + n * int(size * 1.5)), line, font=font, fill=0)
+    return image
 
 
 def _document(pages: list[str]) -> FPDF:
