@@ -1,12 +1,26 @@
-"""Document-level retrieval quality on a QA file with gold source globs (hit@k and MRR).
+"""Retrieval quality at document and page level: ours against the LangChain reference.
 
+    .venv/bin/pip install -e '.[bench]'      # the reference needs langchain-community
     .venv/bin/python bench/retrieval.py --corpus ../shared/data/pdfs/sec10q \
         --qa ../shared/data/qa/sec10q_qna.csv
 
-The QA file is a CSV with a ``Question`` column and a ``Source Docs`` column of file-name
-globs (``*2023 Q3 AAPL*``; several separated by commas). A question counts as a hit at k when
-any of its top-k passages comes from a file matching one of its globs. The index is built
-incrementally at --index, so a second run only queries.
+The QA file is a CSV with a question column (``Question``/``question``), a gold-document column
+of file-name globs (``Source Docs``/``source``: ``*2023 Q3 AAPL*``, several separated by commas),
+and optionally a gold-page column (``Source Pages``/``pages``/``page``: ``12`` or ``12;14``, or
+``name.pdf:12`` to tie a page to one document). A question is a hit at k when one of its top-k
+passages comes from a gold document (doc level) or from a gold page of one (page level).
+
+Without a gold-page column, page labels are derived from the answers: for a question with one
+gold document and an ``Answer`` (and, if there is a ``Question Type`` column, of a single-chunk
+type), the page of that document sharing the most content words with the answer, if it leads
+the runner-up by 20%. These are silver labels: good
+for comparing retrievers, not a substitute for human page labels.
+
+Systems: ``reference`` (PyPDFLoader, RecursiveCharacterTextSplitter(1000, 200),
+HuggingFaceEmbeddings with the same MiniLM files, FAISS similarity search), ``dense`` (our index,
+embeddings only), ``hybrid`` (our index: dense + BM25 fused) and ``pipeline`` (hybrid.Pipeline's
+search, which also puts documents about a named company first). Both indexes are built once
+and reused, so a second run only queries.
 """
 
 from __future__ import annotations
@@ -14,56 +28,233 @@ from __future__ import annotations
 import argparse
 import csv
 import fnmatch
+import hashlib
+import json
+import re
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import ingest
-from hybrid import Pipeline, load_settings
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+
+_WORD = re.compile(r"[a-z0-9][a-z0-9.,%$-]*[a-z0-9%]|[a-z0-9]")
+_COMMON = frozenset(
+    "the a an and or of to in on for by with as at from is are was were be been that this these "
+    "those it its their which what how has have had not no than over per into during based "
+    "provided documents document company quarter quarters report reported".split()
+)
 
 
-def _rows(path: Path) -> list[tuple[str, list[str]]]:
+@dataclass
+class Question:
+    text: str
+    globs: list[str]
+    answer: str = ""
+    kind: str = ""  # the "Question Type" column, if any
+    pages: dict[str, set[int]] = field(default_factory=dict)  # glob or "*" -> gold pages
+
+
+def read_questions(path: Path) -> list[Question]:
     with path.open(encoding="utf-8-sig", newline="") as f:
-        return [
-            (row["Question"], [g.strip() for g in row["Source Docs"].split(",") if g.strip()])
-            for row in csv.DictReader(f)
-            if row.get("Question") and row.get("Source Docs")
-        ]
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise SystemExit(f"{path} has no rows")
+    q_col = _column(rows[0], "question")
+    s_col = _column(rows[0], "source docs", "source", "sources", "document", "doc")
+    p_col = _column(rows[0], "source pages", "pages", "page", "gold pages", required=False)
+    a_col = _column(rows[0], "answer", required=False)
+    t_col = _column(rows[0], "question type", "type", required=False)
+    questions = []
+    for row in rows:
+        text, docs = (row.get(q_col) or "").strip(), row.get(s_col) or ""
+        globs = [g.strip() for g in re.split(r"[,;]", docs) if g.strip()]
+        if not text or not globs:
+            continue
+        question = Question(
+            text,
+            globs,
+            (row.get(a_col) or "") if a_col else "",
+            (row.get(t_col) or "") if t_col else "",
+        )
+        if p_col and (row.get(p_col) or "").strip():
+            question.pages = _parse_pages(row[p_col])
+        questions.append(question)
+    return questions
+
+
+def _column(row: dict, *names: str, required: bool = True) -> str | None:
+    lowered = {key.strip().lower(): key for key in row}
+    for name in names:
+        if name in lowered:
+            return lowered[name]
+    if required:
+        raise SystemExit(f"the QA file needs a column named one of {names}; it has {list(row)}")
+    return None
+
+
+def _parse_pages(value: str) -> dict[str, set[int]]:
+    pages: dict[str, set[int]] = {}
+    for part in re.split(r"[;,|]", value):
+        part = part.strip()
+        if not part:
+            continue
+        name, _, number = part.rpartition(":") if ":" in part else ("*", "", part)
+        number = re.sub(r"^p(age)?\s*", "", number.strip(), flags=re.I)
+        if number.isdigit():
+            pages.setdefault(name.strip() or "*", set()).add(int(number))
+    return pages
+
+
+def answer_pages(questions: list[Question], page_texts: dict[tuple[str, int], str]) -> int:
+    """Give single-passage questions the page that shares most words with the answer."""
+    by_doc: dict[str, list[tuple[int, set[str]]]] = {}
+    for (source, page), text in page_texts.items():
+        by_doc.setdefault(source, []).append((page, _words(text)))
+    labelled = 0
+    for q in questions:
+        if q.pages or not q.answer or len(q.globs) != 1:
+            continue
+        if q.kind and "single-chunk" not in q.kind.lower():
+            continue  # an answer drawn from several passages has no one page
+        docs = [s for s in by_doc if fnmatch.fnmatch(Path(s).name, q.globs[0])]
+        if len(docs) != 1:
+            continue
+        answer = _words(q.answer)
+        scored = sorted(((len(answer & words), page) for page, words in by_doc[docs[0]]), reverse=True)
+        if len(scored) >= 2 and scored[0][0] >= 5 and scored[0][0] >= 1.2 * scored[1][0]:
+            q.pages = {Path(docs[0]).name: {scored[0][1]}}
+            labelled += 1
+    return labelled
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _COMMON and len(w) > 2}
+
+
+def is_gold(q: Question, source: str, page: int | None) -> bool:
+    name = Path(source).name
+    if not any(fnmatch.fnmatch(name, g) for g in q.globs):
+        return False
+    if page is None:
+        return True
+    return any(
+        page in pages and (key == "*" or fnmatch.fnmatch(name, key) or key == name)
+        for key, pages in q.pages.items()
+    )
+
+
+def evaluate(label: str, search, questions: list[Question], k: int) -> dict:
+    """Hit@1/3/k and MRR@k at document and page level; `search(q, k)` gives (source, page)."""
+    levels = {"doc": [], "page": []}
+    started = time.perf_counter()
+    for q in questions:
+        results = search(q.text, k)
+        for level in levels:
+            if level == "page" and not q.pages:
+                continue
+            ranks = [
+                i for i, (source, page) in enumerate(results, 1)
+                if is_gold(q, source, page if level == "page" else None)
+            ]
+            levels[level].append(ranks[0] if ranks else None)
+    ms = 1000 * (time.perf_counter() - started) / max(1, len(questions))
+    out = {"system": label, "ms_per_query": round(ms, 1)}
+    for level, firsts in levels.items():
+        n = max(1, len(firsts))
+        out[level] = {"questions": len(firsts), "mrr": sum(1 / r for r in firsts if r) / n}
+        for cut in sorted({1, 3, k}):
+            out[level][f"hit@{cut}"] = sum(1 for r in firsts if r and r <= cut) / n
+    return out
+
+
+def build_reference(files: list[Path], out: Path):
+    """The LangChain pipeline a user writes; reused from `out` if built from the same files."""
+    from langchain_community.vectorstores import FAISS
+
+    from bench import reference
+
+    embeddings = reference.embeddings()
+    stamp = hashlib.sha256("\n".join(map(str, files)).encode()).hexdigest()[:16]
+    if (out / "stamp").is_file() and (out / "stamp").read_text() == stamp:
+        return FAISS.load_local(str(out), embeddings, allow_dangerous_deserialization=True)
+    print(f"building the reference index in {out} ...", file=sys.stderr)
+    store = FAISS.from_documents(reference.split(reference.load_pages(files)), embeddings)
+    store.save_local(str(out))
+    (out / "stamp").write_text(stamp)
+    return store
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--corpus", default="../shared/data/pdfs/sec10q")
     parser.add_argument("--qa", default="../shared/data/qa/sec10q_qna.csv")
-    parser.add_argument("--index", default="/tmp/hybrid-calibration-index")
+    parser.add_argument("--index", default="/tmp/hybrid-bench-index", help="our index (reused)")
+    parser.add_argument("--ref-index", default="/tmp/hybrid-bench-reference", help="reference index")
     parser.add_argument("-k", type=int, default=5)
+    parser.add_argument(
+        "--systems", default="reference,dense,hybrid,pipeline", help="comma-separated subset"
+    )
+    parser.add_argument("--no-answer-pages", action="store_true", help="no silver page labels")
+    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
+    import ingest
+    from hybrid import Pipeline, load_settings
+
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    questions = read_questions(Path(args.qa))
     embedder = ingest.load_embedder()
-    ingest.ingest_paths([args.corpus], args.index, embedder, progress=lambda m: print(m, file=sys.stderr))
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    ingest.ingest_paths([args.corpus], args.index, embedder, progress=log)
     index = ingest.Index.open(args.index, embedder)
-    pipeline = Pipeline(load_settings(index=args.index), embedder=embedder)
-    rows = _rows(Path(args.qa))
-    print(f"{len(rows)} questions, {len(index)} chunks")
-    for label, search in (("dense only", index.search), ("hybrid.Pipeline", pipeline.search)):
-        _report(label, search, rows, args.k)
+    if not args.no_answer_pages:
+        n = answer_pages(questions, _page_texts(index))
+        if n:
+            print(f"page labels derived from the answers for {n} questions", file=sys.stderr)
+    searches = {
+        "dense": lambda q, k: _pairs(index.search(q, k, mode="dense")),
+        "hybrid": lambda q, k: _pairs(index.search(q, k)),
+    }
+    if "pipeline" in systems:
+        pipeline = Pipeline(load_settings(index=args.index), embedder=embedder)
+        searches["pipeline"] = lambda q, k: _pairs(pipeline.search(q, k=k))
+    if "reference" in systems:
+        files = sorted(Path(args.corpus).rglob("*.pdf"))
+        store = build_reference(files, Path(args.ref_index))
+        searches["reference"] = lambda q, k: [
+            (d.metadata["source"], int(d.metadata.get("page", 0)) + 1)
+            for d in store.similarity_search(q, k=k)
+        ]
+    results = [evaluate(s, searches[s], questions, args.k) for s in systems if s in searches]
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(f"{len(questions)} questions, {len(index)} chunks in our index; k={args.k}")
+    for r in results:
+        for level in ("doc", "page"):
+            m = r[level]
+            hits = "  ".join(f"{key} {value:.3f}" for key, value in m.items() if key.startswith("hit@"))
+            print(
+                f"{r['system']:>10} {level:>4} ({m['questions']:>3} q): {hits}  MRR {m['mrr']:.3f}"
+                + (f"  ({r['ms_per_query']} ms/query)" if level == "doc" else "")
+            )
     return 0
 
 
-def _report(label: str, search, rows: list[tuple[str, list[str]]], k_max: int) -> None:
-    hits_at = {1: 0, 3: 0, k_max: 0}
-    reciprocal = 0.0
-    started = time.perf_counter()
-    for question, globs in rows:
-        names = [Path(h.source).name for h in search(question, k=k_max)]
-        ranks = [i for i, name in enumerate(names, 1) if any(fnmatch.fnmatch(name, g) for g in globs)]
-        if ranks:
-            reciprocal += 1 / ranks[0]
-            for k in hits_at:
-                hits_at[k] += ranks[0] <= k
-    ms = 1000 * (time.perf_counter() - started) / len(rows)
-    scores = "  ".join(f"hit@{k} {hits_at[k] / len(rows):.3f}" for k in sorted(hits_at))
-    print(f"{label:>16}: doc {scores}  MRR@{k_max} {reciprocal / len(rows):.3f}  ({ms:.1f} ms per query)")
+def _pairs(hits) -> list[tuple[str, int]]:
+    return [(h.source, h.page) for h in hits]
+
+
+def _page_texts(index) -> dict[tuple[str, int], str]:
+    texts: dict[tuple[str, int], list[str]] = {}
+    for row in index._conn.execute("SELECT source, page, text FROM chunks"):
+        texts.setdefault((row[0], row[1]), []).append(row[2])
+    return {key: "\n".join(parts) for key, parts in texts.items()}
 
 
 if __name__ == "__main__":

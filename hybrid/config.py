@@ -23,7 +23,7 @@ from pydantic_settings import (
 )
 
 from hybrid.errors import ConfigError
-from ingest import IngestConfig, IngestConfigError
+from ingest import IngestConfig, IngestConfigError, SearchConfig
 from tune import TuneConfig, TuneConfigError
 
 DEFAULT_HOME = Path("~/.hybrid")
@@ -66,12 +66,13 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = Field(None, description="Bearer key for admin routes.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Chunking and embedding: ingest.IngestConfig.")
     tune: TuneConfig = Field(default_factory=TuneConfig, description="Default LoRA hyperparameters: tune.TuneConfig.")
+    search: SearchConfig = Field(default_factory=SearchConfig, description="Retrieval: ingest.SearchConfig.")
 
-    @field_validator("ingest", "tune", mode="before")
+    @field_validator("ingest", "tune", "search", mode="before")
     @classmethod
     def _leaf_config(cls, value: Any, info: ValidationInfo) -> Any:
         """Each leaf validates its own config; unknown keys are errors, not ignored."""
-        leaf = {"ingest": IngestConfig, "tune": TuneConfig}[info.field_name]
+        leaf = {"ingest": IngestConfig, "tune": TuneConfig, "search": SearchConfig}[info.field_name]
         if not isinstance(value, dict):
             return value
         known = {f.name for f in dataclasses.fields(leaf)}

@@ -35,6 +35,13 @@ class NotFoundError(HybridError):
     status = 404
 
 
+class ConflictError(HybridError):
+    """The request conflicts with work in progress (another ingest is writing the index)."""
+
+    code = "conflict"
+    status = 409
+
+
 class NotReadyError(HybridError):
     """Models or the index are not loaded yet."""
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -25,7 +26,7 @@ from typing import Any
 from hybrid import guidance
 from hybrid.citations import cite
 from hybrid.config import DEFAULT_ADAPTER_NAME, Settings
-from hybrid.errors import BadRequestError, HybridError, NotFoundError
+from hybrid.errors import BadRequestError, ConflictError, HybridError, NotFoundError
 from hybrid.extractive import extract_answer
 from hybrid.prompt import build_messages
 from hybrid.records import Answer
@@ -50,9 +51,13 @@ def leaf_errors() -> Iterator[None]:
         yield
     except (ingest.IndexNotFoundError, tune.AdapterNotFoundError, tune.ModelNotFoundError) as exc:
         raise NotFoundError(str(exc)) from exc
+    except ingest.IndexBusyError as exc:
+        raise ConflictError(str(exc)) from exc
     except (ingest.IngestError, tune.TuneError) as exc:
         error = BadRequestError(str(exc))
-        error.code = type(exc).__name__.removesuffix("Error").lower() or "bad_request"
+        # IndexMismatchError -> "index_mismatch": a stable code per leaf error class.
+        name = type(exc).__name__.removesuffix("Error").removesuffix("Failure")
+        error.code = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() or "bad_request"
         raise error from exc
 
 
@@ -69,6 +74,7 @@ class Pipeline:
         self.settings = settings
         self._embedder = embedder
         self._index: ingest.Index | None = None
+        self._reranker: ingest.Reranker | None = None
         self._generators: OrderedDict[tuple[str, str | None], tune.Generator] = OrderedDict()
         self._lock = threading.Lock()  # guards the caches, held only briefly
         self._load_lock = threading.Lock()  # one model load at a time
@@ -86,6 +92,7 @@ class Pipeline:
                         self._embedder_spec(),
                         batch_size=self.settings.ingest.batch_size,
                         allow_download=self.settings.allow_download,
+                        dtype=self.settings.ingest.embed_dtype,
                     )
         return self._embedder
 
@@ -190,30 +197,68 @@ class Pipeline:
         with leaf_errors():
             return ingest.remove_documents(self.index(), paths)
 
-    def search(self, query: str, *, k: int | None = None) -> list[ingest.Hit]:
+    def search(
+        self,
+        query: str,
+        *,
+        k: int | None = None,
+        sources: Sequence[str] | None = None,
+        pages: tuple[int | None, int | None] | None = None,
+    ) -> list[ingest.Hit]:
         """The ``k`` passages that best match ``query``, best first.
 
-        Dense retrieval, then passages from documents *about* the names the query asks for
+        Hybrid retrieval (embeddings and BM25, fused; ``settings.search``), then the optional
+        cross-encoder, then passages from documents *about* the names the query asks for
         ("Apple's gross margin": documents that mention Apple at least ``ABOUT_MENTIONS`` times)
-        come first, keeping score order within each group. Filings, reports and manuals seldom
+        come first, keeping rank order within each group. Filings, reports and manuals seldom
         repeat the company or subject in every passage, so similarity alone mixes documents
         up (measured in docs/concepts/pipeline.md). Scores stay cosine similarities.
+
+        Args:
+            sources: only documents matching one of these paths, file names or globs.
+            pages: only pages in this (first, last) range; None leaves an end open.
         """
         query = _checked_text(query, "query")
         k = _checked_k(self.settings.k if k is None else k)
         names = guidance.names_in(query)
+        config = self.settings.search
+        reranker = self.reranker()
+        depth = max(k * CANDIDATES_PER_HIT if names else k, config.rerank_depth if reranker else 0)
         with leaf_errors():
             index = self.index()
-            hits = index.search(query, k=k * CANDIDATES_PER_HIT if names else k)
+            hits = index.search(
+                query, k=depth, sources=sources, pages=pages, mode=config.mode, candidates=config.candidates
+            )
+            if reranker is not None:
+                hits = reranker.rerank(query, hits[: config.rerank_depth]) + hits[config.rerank_depth :]
             if names and hits:
-                sources = [h.source for h in hits]
-                counts = [index.mention_counts(name, sources) for name in names]
-                about = {s: sum(c[s] >= ABOUT_MENTIONS for c in counts) for s in sources}
-                hits = sorted(hits, key=lambda h: (-about[h.source], -h.score))
+                found = [h.source for h in hits]
+                counts = [index.mention_counts(name, found) for name in names]
+                about = {s: sum(c[s] >= ABOUT_MENTIONS for c in counts) for s in found}
+                rank = {h.chunk_id: i for i, h in enumerate(hits)}
+                hits = sorted(hits, key=lambda h: (-about[h.source], rank[h.chunk_id]))
         return hits[:k]
 
+    def reranker(self) -> ingest.Reranker | None:
+        """The cross-encoder named by ``settings.search.reranker``, loaded once; None if unset."""
+        spec = self.settings.search.reranker
+        if not spec:
+            return None
+        if self._reranker is None:
+            with self._load_lock, leaf_errors():
+                if self._reranker is None:
+                    self._reranker = ingest.Reranker(spec, allow_download=self.settings.allow_download)
+        return self._reranker
+
     def ask(
-        self, question: str, *, k: int | None = None, adapter: str | None = None, allow_path: bool = True
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        adapter: str | None = None,
+        allow_path: bool = True,
+        sources: Sequence[str] | None = None,
+        pages: tuple[int | None, int | None] | None = None,
     ) -> Answer:
         """Answer ``question`` from retrieved passages, in the adapter's style, with citations.
 
@@ -222,11 +267,12 @@ class Pipeline:
 
         Args:
             allow_path: whether ``adapter`` may be a directory (False for HTTP requests).
+            sources, pages: retrieve only from these documents and pages (see ``search``).
         """
         question = _checked_text(question, "question")
         version = self.resolve_adapter(adapter, allow_path=allow_path)
         started = time.perf_counter()
-        hits = self.search(question, k=k)
+        hits = self.search(question, k=k, sources=sources, pages=pages)
         retrieve_ms = (time.perf_counter() - started) * 1000
         threshold = guidance.min_score_for(self.embedder.name, self.settings.min_score)
         missing = [name for name in guidance.names_in(question) if not self.index().mentions(name)]

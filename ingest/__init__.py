@@ -11,7 +11,7 @@ A leaf package: it imports neither `hybrid`, `tune` nor `serve`.
     hits = Index.open("my-index", embedder).search("what caused the engine failure?")
 """
 
-from ingest.config import IngestConfig
+from ingest.config import IngestConfig, SearchConfig
 from ingest.embed import DEFAULT_EMBEDDER, Embedder, SentenceTransformerEmbedder, load_embedder
 from ingest.errors import (
     IndexBusyError,
@@ -20,10 +20,12 @@ from ingest.errors import (
     IngestConfigError,
     IngestError,
     PdfReadFailure,
+    SearchFilterError,
 )
 from ingest.manifest import read_manifest
 from ingest.pipeline import ingest_paths
 from ingest.remove import remove_documents
+from ingest.rerank import Reranker
 from ingest.records import Chunk, FileFailure, Hit, IngestReport, Page
 from ingest.store import Index
 
@@ -43,6 +45,9 @@ __all__ = [
     "IngestReport",
     "Page",
     "PdfReadFailure",
+    "Reranker",
+    "SearchConfig",
+    "SearchFilterError",
     "SentenceTransformerEmbedder",
     "ingest_paths",
     "load_embedder",

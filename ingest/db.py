@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ingest import keyword
 from ingest.records import Chunk
 
 _SCHEMA = """
@@ -60,6 +61,7 @@ def create_schema(conn: sqlite3.Connection, meta: dict[str, Any]) -> None:
     for statement in _SCHEMA.split(";"):
         if statement.strip():
             conn.execute(statement)
+    keyword.create(conn)
     conn.executemany(
         "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
         [(key, json.dumps(value)) for key, value in meta.items()],
@@ -207,6 +209,26 @@ def mention_counts(conn: sqlite3.Connection, word: str, sources: Iterable[str]) 
     for source, text in rows:
         counts[source] += len(pattern.findall(text))
     return counts
+
+
+def vectors_by_row_ids(conn: sqlite3.Connection, ids: Iterable[int], dim: int) -> dict[int, np.ndarray]:
+    """The stored vectors of these chunk rows (missing rows are left out)."""
+    ids = [int(i) for i in ids]
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", ids)
+    return {row_id: np.frombuffer(blob, dtype="<f4", count=dim) for row_id, blob in rows}
+
+
+def filtered_vectors(
+    conn: sqlite3.Connection, where: str, args: Sequence[object], dim: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(row ids, vectors) of the chunks matching a WHERE fragment on `chunks`."""
+    rows = conn.execute(f"SELECT id, vector FROM chunks WHERE {where}", list(args)).fetchall()
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4")
+    return ids, vectors.reshape(len(rows), dim)
 
 
 def iter_vectors(

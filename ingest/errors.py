@@ -42,3 +42,7 @@ class IngestConfigError(IngestError):
 
 class IndexBusyError(IngestError):
     """Another process holds the index's writer lock (an ingest or a removal is running)."""
+
+
+class SearchFilterError(IngestError):
+    """A search filter is invalid or names no indexed document (`--source`, page range)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -10,11 +12,11 @@ from pathlib import Path
 from ingest.chunk import chunk_pages
 from ingest.config import IngestConfig
 from ingest.embed import Embedder, embed_texts
-from ingest.errors import IndexNotFoundError, PdfReadFailure
-from ingest.files import file_sha256, find_pdfs, sha256_hex
-from ingest.load import load_pdf
+from ingest.errors import IndexNotFoundError
+from ingest.files import file_sha256, find_pdfs
 from ingest.ocr import find_tesseract
-from ingest.records import Chunk, FileFailure, IngestReport
+from ingest.parse import Reader
+from ingest.records import Chunk, FileFailure, IngestProgress, IngestReport
 from ingest.store import Index
 from ingest.writer import IndexWriter
 
@@ -33,6 +35,7 @@ def ingest_paths(
     *,
     prune: bool = False,
     progress: Progress | None = None,
+    on_progress: Callable[[IngestProgress], None] | None = None,
 ) -> IngestReport:
     """Add new PDFs to the index, re-ingest changed ones, skip unchanged ones.
 
@@ -48,6 +51,7 @@ def ingest_paths(
         config: chunking and batching; defaults to `IngestConfig()`.
         prune: remove documents whose file no longer exists on disk.
         progress: called with one short line per file and during long embeddings.
+        on_progress: called with counts after each file, for a progress bar.
 
     Returns:
         What the run did; `pages` and `chunks` count the added and updated files only.
@@ -77,7 +81,7 @@ def ingest_paths(
             index = None  # pruning an index that does not exist: nothing to do
         if index is not None:
             with index, index.writer(config) as writer:
-                run = _Run(writer, embedder, config, report, say)
+                run = _Run(writer, embedder, config, report, say, on_progress)
                 if prune:
                     run.prune()
                 run.ingest(files)
@@ -104,6 +108,7 @@ class _Run:
         config: IngestConfig,
         report: IngestReport,
         say: Progress,
+        on_progress: Callable[[IngestProgress], None] | None = None,
     ) -> None:
         self.writer, self.embedder, self.config = writer, embedder, config
         self.report, self.say = report, say
@@ -111,6 +116,7 @@ class _Run:
         self.claimed: dict[str, str] = {}  # sha256 -> source, for files stored by this run
         self.displaced: set[str] = set()  # sources removed early because a twin took their bytes
         self.hashes: dict[str, str] = {}  # source -> sha256 on disk now
+        self.tracker = _Tracker(on_progress)
 
     def prune(self) -> None:
         for source in self.writer.sources():
@@ -122,22 +128,47 @@ class _Run:
     def ingest(self, files: list[Path]) -> None:
         # Hash everything first: deciding whether two paths hold the same bytes needs the
         # current content of both, and a later file may have changed too.
+        started = time.perf_counter()
         for file in files:
             try:
                 self.hashes[str(file)] = file_sha256(file)
             except OSError as exc:
                 self.fail(str(file), f"cannot read: {exc.strerror or exc}")
-        for n, file in enumerate(files, start=1):
-            if str(file) in self.hashes:
-                self.ingest_file(str(file), f"[{n}/{len(files)}]")
-        self.flush()
+        self.report.timings["hash"] = time.perf_counter() - started
+        jobs = self.to_parse(files)
+        self.tracker.start(len(files), sum(_size(source) for source, _ in jobs))
+        with Reader(jobs, self.config) as reader:
+            for n, file in enumerate(files, start=1):
+                if str(file) in self.hashes:
+                    self.ingest_file(str(file), f"[{n}/{len(files)}]", reader)
+                else:
+                    self.tracker.file_done(str(file))
+            self.flush()
+        self.report.timings["parse_wait"] = reader.waited
 
-    def ingest_file(self, source: str, label: str) -> None:
+    def to_parse(self, files: list[Path]) -> list[tuple[str, str]]:
+        """(source, sha256) of the files that will need reading, in order, each content once.
+
+        A prediction for reading ahead: `ingest_file` decides for good and parses any file
+        this missed in the calling process.
+        """
+        jobs, seen = [], set()
+        for file in files:
+            source = str(file)
+            sha = self.hashes.get(source)
+            if sha is None or sha in seen or self.writer.sha256_of(source) == sha:
+                continue
+            seen.add(sha)
+            jobs.append((source, sha))
+        return jobs
+
+    def ingest_file(self, source: str, label: str, reader: Reader) -> None:
         name, sha = Path(source).name, self.hashes[source]
         stored = self.writer.sha256_of(source)
         if stored == sha:
             self.report.files_unchanged += 1
             self.say(f"{label} unchanged {name}")
+            self.tracker.file_done(source)
             return
         updated = stored is not None or source in self.displaced
         twin = self.twin(source, sha)
@@ -152,18 +183,15 @@ class _Run:
                 self.report.files_unchanged += 1
             self.report.warnings.append(f"{source} has the same content as {twin}; stored once")
             self.say(f"{label} skipped {name}: same content as {twin}")
+            self.tracker.file_done(source)
             return
-        try:
-            data = Path(source).read_bytes()
-            if sha256_hex(data) != sha:
-                raise PdfReadFailure(source, "changed while being ingested; run again")
-            pages = load_pdf(data, source, self.config, warn=self.report.warnings.append)
-        except OSError as exc:
-            self.fail(source, f"cannot read: {exc.strerror or exc}", label)
+        parsed = reader.take(source, sha)
+        self.report.warnings.extend(parsed.warnings)
+        if parsed.error is not None:
+            self.fail(source, parsed.error, label)  # a stored earlier version stays as it was
+            self.tracker.file_done(source, read=True)
             return
-        except PdfReadFailure as exc:
-            self.fail(source, exc.reason, label)  # a stored earlier version stays as it was
-            return
+        pages = parsed.pages
         chunks = chunk_pages(pages, sha, self.config)
         self.pending.append(_Pending(source, sha, len(pages), chunks))
         self.claimed[sha] = source
@@ -203,17 +231,58 @@ class _Run:
         if not self.pending:
             return
         texts = [c.text for p in self.pending for c in p.chunks]
+        started = time.perf_counter()
         vectors = embed_texts(self.embedder, texts, self.config.batch_size, self.say)
+        embedded = time.perf_counter()
         start = 0
         for p in self.pending:
             end = start + len(p.chunks)
             self.writer.put(p.source, p.sha256, p.pages, p.chunks, vectors[start:end])
             start = end
+        timings = self.report.timings
+        timings["embed"] = timings.get("embed", 0.0) + embedded - started
+        timings["store"] = timings.get("store", 0.0) + time.perf_counter() - embedded
+        for p in self.pending:
+            self.tracker.file_done(p.source, p.pages, read=True)
         self.pending.clear()
 
     def fail(self, path: str, error: str, label: str = "") -> None:
         self.report.files_failed.append(FileFailure(path, error))
         self.say(f"{label} failed {Path(path).name}: {error}".lstrip())
+
+
+class _Tracker:
+    """Counts finished files, pages and bytes for `on_progress`."""
+
+    def __init__(self, callback: Callable[[IngestProgress], None] | None) -> None:
+        self.callback = callback
+        self.state = IngestProgress(0, 0, 0, 0, 0)
+
+    def start(self, files: int, bytes_to_read: int) -> None:
+        self.state = IngestProgress(0, files, 0, 0, bytes_to_read)
+        self._emit()
+
+    def file_done(self, source: str, pages: int = 0, *, read: bool = False) -> None:
+        """Count a finished file; `read` if it was parsed (stored or failed)."""
+        s = self.state
+        self.state = dataclasses.replace(
+            s,
+            files_done=s.files_done + 1,
+            pages_done=s.pages_done + pages,
+            bytes_done=min(s.bytes_total, s.bytes_done + (_size(source) if read else 0)),
+        )
+        self._emit()
+
+    def _emit(self) -> None:
+        if self.callback is not None:
+            self.callback(self.state)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _sha_or_none(path: str) -> str | None:

@@ -71,6 +71,9 @@ class IngestReport:
     chunks: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    # Seconds spent in each step: hash, parse_wait (parsing not hidden behind embedding),
+    # embed, store. Steps overlap, so they need not add up to `seconds`.
+    timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of `hybrid ingest --json` (the contract's keys plus "warnings")."""
@@ -84,4 +87,23 @@ class IngestReport:
             "chunks": self.chunks,
             "seconds": self.seconds,
             "warnings": list(self.warnings),
+            "timings": {step: round(t, 3) for step, t in self.timings.items()},
         }
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    """Where an ingest run is, for progress bars: counts so far and totals."""
+
+    files_done: int
+    files_total: int
+    pages_done: int  # pages of added or updated files, parsed, embedded and stored
+    bytes_done: int  # of the files that need reading, the bytes finished
+    bytes_total: int
+
+    @property
+    def pages_estimated(self) -> int:
+        """Total pages this run will store, extrapolated from bytes (exact once done)."""
+        if self.bytes_done == 0:
+            return self.pages_done
+        return max(self.pages_done, round(self.pages_done * self.bytes_total / self.bytes_done))

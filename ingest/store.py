@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from ingest import db
-from ingest.config import IngestConfig
+from ingest import db, keyword
+from ingest.config import SEARCH_MODES, IngestConfig
 from ingest.embed import Embedder, embed_texts
-from ingest.errors import IndexNotFoundError, IngestError
+from ingest.errors import IndexNotFoundError, IngestError, SearchFilterError
 from ingest.lock import writer_lock
 from ingest.manifest import (
     MANIFEST_FILE,
@@ -25,6 +25,7 @@ from ingest.manifest import (
     now,
     write_manifest,
 )
+from ingest.rank import check_pages, match_sources, reciprocal_rank_fusion
 from ingest.records import Chunk, Hit
 from ingest.vectors import VectorIndex
 from ingest.writer import IndexWriter
@@ -32,6 +33,9 @@ from ingest.writer import IndexWriter
 log = logging.getLogger(__name__)
 
 STORE_FILE = "store.sqlite"
+# Hits read from each ranking before fusing: deep enough that a passage ranked well by one
+# method and poorly by the other still reaches the top k.
+DEFAULT_CANDIDATES = 50
 
 
 class Index:
@@ -127,26 +131,91 @@ class Index:
         with self._lock:
             return db.mention_counts(self._conn, word, sources)
 
-    def search(self, query: str, k: int = 5) -> list[Hit]:
-        """The k chunks closest to `query`, best first.
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        sources: Sequence[str] | None = None,
+        pages: tuple[int | None, int | None] | None = None,
+        mode: str = "hybrid",
+        candidates: int = DEFAULT_CANDIDATES,
+    ) -> list[Hit]:
+        """The k chunks that best answer `query`, best first.
+
+        "hybrid" fuses the dense (embedding) ranking and the BM25 keyword ranking by
+        reciprocal rank fusion; "dense" and "keyword" use one of them. Every hit's `score` is
+        its cosine similarity to the query, whichever ranking found it.
+
+        Args:
+            sources: only documents matching one of these: a full path, a file name, or a glob
+                (fnmatch) on either, e.g. "*2023 Q3 AAPL*".
+            pages: only pages in (first, last), 1-based and inclusive; None leaves an end open.
+            mode: "hybrid", "dense" or "keyword".
+            candidates: how deep each ranking is read before fusing.
 
         Raises:
-            IngestError: k is below 1.
+            IngestError: k or candidates below 1, or an unknown mode.
+            SearchFilterError: a bad page range, or `sources` matches no indexed document.
         """
         if k < 1:
             raise IngestError(f"k must be at least 1, got {k}")
+        if candidates < 1:
+            raise IngestError(f"candidates must be at least 1, got {candidates}")
+        if mode not in SEARCH_MODES:
+            raise IngestError(f"unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}")
+        pages = check_pages(pages)
         if len(self) == 0:
             return []
         vector = embed_texts(self.embedder, [query], batch_size=1)[0]
+        depth = max(k, candidates)
         with self._lock:
-            found = self._vectors.search(vector, k)
-            chunks = db.chunks_by_row_ids(self._conn, [row for row, _ in found])
-        # A row can vanish if another process committed between the two steps; skip it.
+            self._sync()
+            matched = None if sources is None else self._match_sources(sources)
+            filtered = matched is not None or pages != (None, None)
+            rankings = []
+            if mode != "keyword":
+                if filtered:
+                    rankings.append(self._filtered_dense(vector, depth, matched, pages))
+                else:
+                    rankings.append([row for row, _ in self._vectors.search(vector, depth)])
+            if mode != "dense":
+                rankings.append(keyword.search(self._conn, query, depth, sources=matched, pages=pages))
+            rows = reciprocal_rank_fusion(rankings)[:k]
+            chunks = db.chunks_by_row_ids(self._conn, rows)
+            stored = db.vectors_by_row_ids(self._conn, rows, self.embedder.dim)
+        # A row can vanish if another process committed between the steps; skip it.
         return [
-            Hit(c.source, c.page, c.chunk_id, score, c.text)
-            for row, score in found
-            if (c := chunks.get(row)) is not None
+            Hit(c.source, c.page, c.chunk_id, float(stored[row] @ vector), c.text)
+            for row in rows
+            if (c := chunks.get(row)) is not None and row in stored
         ]
+
+    def _match_sources(self, patterns: Sequence[str]) -> list[str]:
+        found = match_sources(patterns, [d["source"] for d in db.documents(self._conn)])
+        if not found:
+            raise SearchFilterError(
+                f"no indexed document matches the source filter {', '.join(map(repr, patterns))}; "
+                "give a path, a file name or a glob such as '*report*' "
+                "(`hybrid docs list` shows what is indexed)"
+            )
+        return found
+
+    def _filtered_dense(
+        self,
+        vector: np.ndarray,
+        depth: int,
+        sources: list[str] | None,
+        pages: tuple[int | None, int | None],
+    ) -> list[int]:
+        # Exact search over the matching chunks' stored vectors: a filter usually leaves few.
+        where, args = keyword.filter_sql(sources, pages)
+        ids, vectors = db.filtered_vectors(self._conn, where, args, self.embedder.dim)
+        if not len(ids):
+            return []
+        scores = vectors @ vector
+        top = np.argsort(-scores, kind="stable")[:depth]
+        return [int(ids[i]) for i in top]
 
     @contextmanager
     def writer(self, config: IngestConfig) -> Iterator[IndexWriter]:
@@ -169,6 +238,8 @@ class Index:
                 ) from exc
             try:
                 self._sync()  # patches below assume FAISS matches the current generation
+                if not keyword.has_fts(self._conn):
+                    keyword.create(self._conn)  # an index older than keyword search
                 writer = IndexWriter(self._conn, config)
                 yield writer
                 generation = self._generation + 1

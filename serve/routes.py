@@ -16,7 +16,7 @@ from serve.schemas import ErrorResponse, QueryRequest, QueryResponse, SearchRequ
 router = APIRouter()
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_query_key)])
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
-ERRORS = {401: {"model": ErrorResponse}, 400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 422, 503)}
 
 
 @router.get("/healthz")
@@ -30,11 +30,14 @@ def healthz(request: Request) -> JSONResponse:
 @v1.post("/search", response_model=SearchResponse, responses=ERRORS)
 def search(body: SearchRequest, pipeline: PipelineDep) -> dict:
     """The passages most similar to the query (same JSON as ``hybrid search --json``)."""
-    hits = pipeline.search(body.query, k=body.k)
+    hits = pipeline.search(body.query, k=body.k, sources=body.sources, pages=body.pages)
     return {"query": body.query, "hits": [h.to_dict() for h in hits]}
 
 
 @v1.post("/query", response_model=QueryResponse, responses=ERRORS)
 def query(body: QueryRequest, pipeline: PipelineDep) -> dict:
     """A cited answer, or a refusal when the documents do not cover the question."""
-    return pipeline.ask(body.question, k=body.k, adapter=body.adapter, allow_path=False).to_dict()
+    answer = pipeline.ask(
+        body.question, k=body.k, adapter=body.adapter, allow_path=False, sources=body.sources, pages=body.pages
+    )
+    return answer.to_dict()

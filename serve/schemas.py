@@ -2,24 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_TEXT = 4000
 ADAPTER_REF = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(@v[0-9]{1,6})?$"
 
 
-class SearchRequest(BaseModel):
+class Filters(BaseModel):
+    """Optional restrictions on which passages may be retrieved."""
+
     model_config = ConfigDict(extra="forbid")
 
+    sources: list[Annotated[str, Field(min_length=1, max_length=500)]] | None = Field(
+        None,
+        max_length=100,
+        description="Only documents matching one of these paths, file names or globs ('*2023 Q3*').",
+    )
+    page_from: int | None = Field(None, ge=1, description="Only pages from this one on (1-based).")
+    page_to: int | None = Field(None, ge=1, description="Only pages up to this one (inclusive).")
+
+    @model_validator(mode="after")
+    def _range(self) -> Filters:
+        if self.page_from is not None and self.page_to is not None and self.page_from > self.page_to:
+            raise ValueError(f"page_from ({self.page_from}) is after page_to ({self.page_to})")
+        return self
+
+    @property
+    def pages(self) -> tuple[int | None, int | None] | None:
+        return None if self.page_from is None and self.page_to is None else (self.page_from, self.page_to)
+
+
+class SearchRequest(Filters):
     query: str = Field(min_length=1, max_length=MAX_TEXT, description="Text to search for.")
     k: int | None = Field(None, ge=1, le=50, description="Passages to return [default: 5].")
 
 
-class QueryRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class QueryRequest(Filters):
     question: str = Field(min_length=1, max_length=MAX_TEXT, description="The question to answer.")
     k: int | None = Field(None, ge=1, le=50, description="Passages to retrieve [default: 5].")
     # Names only: a request never names a file-system path.

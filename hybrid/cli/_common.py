@@ -24,6 +24,36 @@ allow_download_option = click.option(
     "--allow-download", is_flag=True, default=None, help="Let model loading reach a model hub (default: offline)."
 )
 k_option = click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="Passages to retrieve [default: 5].")
+source_option = click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    help="Only documents matching this path, file name or glob ('*2023 Q3*'); repeatable.",
+)
+
+
+class PageRange(click.ParamType):
+    """``5``, ``3-7``, ``3-`` or ``-7``: a 1-based, inclusive page range."""
+
+    name = "FIRST-LAST"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int | None, int | None]:
+        if isinstance(value, tuple):
+            return value
+        text = str(value).strip()
+        first, sep, last = text.partition("-")
+        try:
+            bounds = (int(first) if first else None, (int(last) if last else None) if sep else int(first))
+        except ValueError:
+            self.fail(f"{value!r} is not a page range; use 5, 3-7, 3- or -7", param, ctx)
+        if bounds == (None, None) or any(b is not None and b < 1 for b in bounds):
+            self.fail(f"{value!r} is not a page range; pages are numbered from 1", param, ctx)
+        if None not in bounds and bounds[0] > bounds[1]:
+            self.fail(f"the page range {value!r} is empty", param, ctx)
+        return bounds
+
+
+pages_option = click.option("--pages", type=PageRange(), default=None, help="Only these pages: 5, 3-7, 3- or -7.")
 
 
 def settings_from(**flags: Any) -> Settings:

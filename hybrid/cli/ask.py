@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hybrid.cli._common import allow_download_option, emit, guarded, index_option, json_option, k_option, settings_from
+from hybrid.cli._common import allow_download_option, emit, guarded, index_option, json_option, k_option, pages_option, settings_from, source_option
 
 
 @click.command()
@@ -14,16 +14,26 @@ from hybrid.cli._common import allow_download_option, emit, guarded, index_optio
 @index_option
 @click.option("--adapter", default=None, help="NAME, NAME@vN, a directory, or 'none' [default: active 'house', if any].")
 @k_option
+@source_option
+@pages_option
 @allow_download_option
 @json_option
 @guarded
 def ask(
-    question: str, index: str | None, adapter: str | None, k: int | None, allow_download: bool | None, as_json: bool
+    question: str,
+    index: str | None,
+    adapter: str | None,
+    k: int | None,
+    sources: tuple[str, ...],
+    pages: tuple[int | None, int | None] | None,
+    allow_download: bool | None,
+    as_json: bool,
 ) -> None:
     """Answer QUESTION from your documents, citing file and page."""
     from hybrid.pipeline import Pipeline
 
-    answer = Pipeline(settings_from(index=index, allow_download=allow_download)).ask(question, k=k, adapter=adapter)
+    pipeline = Pipeline(settings_from(index=index, allow_download=allow_download))
+    answer = pipeline.ask(question, k=k, adapter=adapter, sources=sources or None, pages=pages)
     emit(answer.to_dict(), as_json, format_answer)
 
 

@@ -6,22 +6,32 @@ from pathlib import Path
 
 import click
 
-from hybrid.cli._common import allow_download_option, emit, guarded, index_option, json_option, k_option, settings_from
+from hybrid.cli._common import allow_download_option, emit, guarded, index_option, json_option, k_option, pages_option, settings_from, source_option
 
 
 @click.command()
 @click.argument("query")
 @index_option
 @k_option
+@source_option
+@pages_option
 @allow_download_option
 @json_option
 @guarded
-def search(query: str, index: str | None, k: int | None, allow_download: bool | None, as_json: bool) -> None:
+def search(
+    query: str,
+    index: str | None,
+    k: int | None,
+    sources: tuple[str, ...],
+    pages: tuple[int | None, int | None] | None,
+    allow_download: bool | None,
+    as_json: bool,
+) -> None:
     """Show the passages that best match QUERY."""
     from hybrid.pipeline import Pipeline
 
     settings = settings_from(index=index, allow_download=allow_download)
-    hits = Pipeline(settings).search(query, k=k)
+    hits = Pipeline(settings).search(query, k=k, sources=sources or None, pages=pages)
     emit({"query": query, "hits": [h.to_dict() for h in hits]}, as_json, _human)
 
 

@@ -51,6 +51,20 @@ def test_search_and_ask(home: Path, corpus_dir: Path, monkeypatch: pytest.Monkey
     assert code == 0 and answer["route"] == "rag" and answer["adapter"] is None
 
 
+def test_search_and_ask_filters(home: Path, corpus_dir: Path) -> None:
+    run("ingest", str(corpus_dir))
+    code, found = run("search", "revenue safety desk", "--source", "*safety*", "--source", "nothing.pdf")
+    assert code == 0 and {Path(h["source"]).name for h in found["hits"]} == {"safety.pdf"}
+    code, found = run("search", "revenue expenses landed", "--pages", "2-")
+    assert code == 0 and {h["page"] for h in found["hits"]} == {2, 3}
+    code, found = run("search", "revenue expenses landed", "--pages", "2")
+    assert code == 0 and found["hits"] and {h["page"] for h in found["hits"]} == {2}
+    code, error = run("search", "revenue", "--source", "*nothing*")
+    assert code == 1 and error["error"]["code"] == "search_filter"
+    result = CliRunner().invoke(main, ["search", "revenue", "--pages", "5-2"])
+    assert result.exit_code == 2 and "empty" in result.output
+
+
 def test_tune_check_names_the_bad_line(home: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "hi", "completion": "Hello."}\n{not json\n')

@@ -41,7 +41,7 @@ def test_report_and_hit_dicts_have_exactly_the_contract_keys():
     report = IngestReport(files_added=1, files_failed=[FileFailure("/x.pdf", "empty file")])
     assert list(report.to_dict()) == [
         "files_added", "files_updated", "files_unchanged", "files_removed",
-        "files_failed", "pages", "chunks", "seconds", "warnings",
+        "files_failed", "pages", "chunks", "seconds", "warnings", "timings",
     ]  # fmt: skip
     assert report.to_dict()["files_failed"] == [{"path": "/x.pdf", "error": "empty file"}]
     hit = Hit(source="/a.pdf", page=2, chunk_id="abc:p2:c0", score=0.5, text="t")

@@ -93,3 +93,22 @@ def test_a_request_cannot_load_an_adapter_from_a_directory(client, tmp_path, mon
     monkeypatch.chdir(tmp_path)  # "planted" now resolves as a relative directory
     response = client.post("/v1/query", json={"question": "How much did revenue grow?", "adapter": "planted"})
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_search_and_query_take_source_and_page_filters(client) -> None:
+    body = client.post("/v1/search", json={"query": "revenue safety desk", "k": 5, "sources": ["*safety*"]}).json()
+    assert body["hits"] and {Path(h["source"]).name for h in body["hits"]} == {"safety.pdf"}
+    body = client.post("/v1/search", json={"query": "revenue expenses", "k": 5, "page_from": 2, "page_to": 2}).json()
+    assert body["hits"] and {h["page"] for h in body["hits"]} == {2}
+    body = client.post("/v1/query", json={"question": "How much did revenue grow?", "sources": ["*safety*"]}).json()
+    assert all(Path(c["source"]).name == "safety.pdf" for c in body["citations"])
+
+
+def test_bad_filters_are_4xx_json_errors(client) -> None:
+    response = client.post("/v1/search", json={"query": "revenue", "sources": ["*nothing-like-this*"]})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "search_filter"
+    assert "docs list" in response.json()["error"]["message"]
+    response = client.post("/v1/search", json={"query": "revenue", "page_from": 3, "page_to": 2})
+    assert response.status_code == 422 and "page_from" in response.json()["error"]["message"]
+    response = client.post("/v1/search", json={"query": "revenue", "page_from": 0})
+    assert response.status_code == 422

@@ -1,0 +1,127 @@
+"""Keyword search: BM25 over the chunk texts with SQLite's FTS5.
+
+Dense vectors find paraphrases; BM25 finds the rare exact words a dense model blurs: product
+names, figures, codes, legal terms. `chunks_fts` is an external-content FTS5 table over
+`chunks.text`, kept in step by triggers, so it commits and rolls back with the chunks.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Sequence
+
+FTS_TABLE = "chunks_fts"
+
+_SCHEMA = (
+    f"""CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(
+        text, content='chunks', content_rowid='id',
+        tokenize='porter unicode61 remove_diacritics 2'
+    )""",
+    f"""CREATE TRIGGER IF NOT EXISTS chunks_fts_insert AFTER INSERT ON chunks BEGIN
+        INSERT INTO {FTS_TABLE} (rowid, text) VALUES (new.id, new.text);
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN
+        INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rowid, text) VALUES ('delete', old.id, old.text);
+    END""",
+)
+
+# Words too common to say anything about which passage answers a question.
+_STOPWORDS = frozenset(
+    """a about above after again all also am an and any are as at be been before being below
+    between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers him his how i if in into is it its itself just me more
+    most my no nor not now of off on once only or other our ours out over own same she should
+    so some such than that the their theirs them then there these they this those through to
+    too under until up very was we were what when where which while who whom why will with
+    would you your yours""".split()
+)
+_WORD = re.compile(r"\w+", re.UNICODE)
+_MAX_TERMS = 32
+
+
+def create(conn: sqlite3.Connection) -> None:
+    """Create the FTS table and triggers, and index existing chunks if the table is new."""
+    existed = has_fts(conn)
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    if not existed:  # an index made before keyword search existed: index what it holds
+        conn.execute(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}) VALUES ('rebuild')")
+
+
+def has_fts(conn: sqlite3.Connection) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (FTS_TABLE,)
+    ).fetchone()
+    return row is not None
+
+
+def match_query(text: str) -> str | None:
+    """An FTS5 query matching chunks that contain any content word of `text`, or None.
+
+    Each word is quoted, so user text can never be read as FTS5 syntax (NEAR, column
+    filters, *). Ranking by BM25 favours chunks with more, and rarer, of the words.
+    """
+    words = []
+    for word in _WORD.findall(text.lower()):
+        if word not in _STOPWORDS and (len(word) > 1 or word.isdigit()) and word not in words:
+            words.append(word)
+    if not words:
+        return None
+    return " OR ".join(f'"{w}"' for w in words[:_MAX_TERMS])
+
+
+def search(
+    conn: sqlite3.Connection,
+    text: str,
+    limit: int,
+    *,
+    sources: Sequence[str] | None = None,
+    pages: tuple[int | None, int | None] = (None, None),
+) -> list[int]:
+    """Row ids of the `limit` chunks that best match `text` by BM25, best first.
+
+    Args:
+        sources: only chunks of these documents (None: all).
+        pages: only chunks whose page is within (first, last), either end open if None.
+    """
+    query = match_query(text)
+    if query is None or limit < 1 or not has_fts(conn):
+        return []
+    sql = [
+        f"SELECT c.id FROM {FTS_TABLE} JOIN chunks AS c ON c.id = {FTS_TABLE}.rowid",
+        f"WHERE {FTS_TABLE} MATCH ?",
+    ]
+    args: list[object] = [query]
+    where, where_args = filter_sql(sources, pages, alias="c")
+    if where:
+        sql.append("AND " + where)
+        args += where_args
+    sql.append(f"ORDER BY bm25({FTS_TABLE}) LIMIT ?")
+    args.append(limit)
+    try:
+        return [row[0] for row in conn.execute(" ".join(sql), args)]
+    except sqlite3.OperationalError:  # a query FTS5 still rejects: keyword search finds nothing
+        return []
+
+
+def filter_sql(
+    sources: Sequence[str] | None,
+    pages: tuple[int | None, int | None],
+    *,
+    alias: str = "chunks",
+) -> tuple[str, list[object]]:
+    """A WHERE fragment (without WHERE) and its arguments for source and page filters."""
+    clauses: list[str] = []
+    args: list[object] = []
+    if sources is not None:
+        clauses.append(f"{alias}.source IN ({','.join('?' * len(sources))})" if sources else "0")
+        args += list(sources)
+    first, last = pages
+    if first is not None:
+        clauses.append(f"{alias}.page >= ?")
+        args.append(first)
+    if last is not None:
+        clauses.append(f"{alias}.page <= ?")
+        args.append(last)
+    return " AND ".join(clauses), args

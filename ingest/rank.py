@@ -1,0 +1,58 @@
+"""Combining rankings and applying search filters."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from pathlib import PurePath
+
+from ingest.errors import SearchFilterError
+
+# The constant of reciprocal rank fusion (Cormack et al., 2009): a hit at rank r scores
+# 1 / (RRF_K + r), so the first few ranks of either list matter and the tail fades smoothly.
+RRF_K = 60
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[int]:
+    """Merge best-first lists of ids into one, best first.
+
+    An id scores the sum of 1 / (k + rank) over the lists it appears in (rank from 1). Ties
+    keep the order of first appearance, earlier lists first.
+    """
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores, key=lambda item: -scores[item])
+
+
+def match_sources(patterns: Sequence[str], sources: Sequence[str]) -> list[str]:
+    """The stored sources that one of `patterns` names.
+
+    A pattern names a source when it equals the full path or the file name, or matches either
+    as a glob ("*AAPL*", "reports/2023-*.pdf"). Matching ignores letter case.
+    """
+    found = []
+    lowered = [p.lower() for p in patterns if p]
+    for source in sources:
+        path, name = source.lower(), PurePath(source).name.lower()
+        if any(p in (path, name) or fnmatch.fnmatchcase(path, p) or fnmatch.fnmatchcase(name, p) for p in lowered):
+            found.append(source)
+    return found
+
+
+def check_pages(pages: tuple[int | None, int | None] | None) -> tuple[int | None, int | None]:
+    """Validate a (first, last) page range; None means no range.
+
+    Raises:
+        SearchFilterError: a page below 1, or first after last.
+    """
+    if pages is None:
+        return (None, None)
+    first, last = pages
+    for page in (first, last):
+        if page is not None and (isinstance(page, bool) or not isinstance(page, int) or page < 1):
+            raise SearchFilterError(f"pages are numbered from 1; got the range {first}-{last}")
+    if first is not None and last is not None and first > last:
+        raise SearchFilterError(f"the page range {first}-{last} is empty: {first} is after {last}")
+    return (first, last)
