@@ -57,6 +57,15 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_model_dir(tmp_path_factory.mktemp("tiny-llama"))
 
 
+@pytest.fixture(scope="session")
+def tiny_cross_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random cross-encoder (a reranker) whose vocabulary covers CORPUS."""
+    from tests.support.tiny_cross_encoder import make_tiny_cross_encoder_dir
+
+    texts = [text for pages in CORPUS.values() for text in pages]
+    return make_tiny_cross_encoder_dir(tmp_path_factory.mktemp("tiny-cross-encoder"), texts)
+
+
 @pytest.fixture
 def fake_embedder():
     from tests.support.fake_embedder import FakeEmbedder
