@@ -108,7 +108,9 @@ def _parse_pages(value: str) -> dict[str, set[int]]:
     return pages
 
 
-def answer_pages(questions: list[Question], page_texts: dict[tuple[str, int], str]) -> int:
+def answer_pages(
+    questions: list[Question], page_texts: dict[tuple[str, int], str], *, any_kind: bool = False
+) -> int:
     """Give single-passage questions the page that shares most words with the answer."""
     by_doc: dict[str, list[tuple[int, set[str]]]] = {}
     for (source, page), text in page_texts.items():
@@ -117,7 +119,7 @@ def answer_pages(questions: list[Question], page_texts: dict[tuple[str, int], st
     for q in questions:
         if q.pages or not q.answer or len(q.globs) != 1:
             continue
-        if q.kind and "single-chunk" not in q.kind.lower():
+        if q.kind and "single-chunk" not in q.kind.lower() and not any_kind:
             continue  # an answer drawn from several passages has no one page
         docs = [s for s in by_doc if fnmatch.fnmatch(Path(s).name, q.globs[0])]
         if len(docs) != 1:
@@ -200,6 +202,13 @@ def main() -> int:
         "--systems", default="reference,dense,hybrid,pipeline", help="comma-separated subset"
     )
     parser.add_argument("--no-answer-pages", action="store_true", help="no silver page labels")
+    parser.add_argument(
+        "--label-multi-chunk", action="store_true", help="silver-label multi-chunk questions too"
+    )
+    parser.add_argument("--chunk-size", type=int, default=None, help="our chunking (new --index)")
+    parser.add_argument("--chunk-overlap", type=int, default=None)
+    parser.add_argument("--chunker", choices=["structure", "plain"], default=None)
+    parser.add_argument("--keyword-weight", type=float, default=None, help="search.keyword_weight")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -207,21 +216,32 @@ def main() -> int:
     from hybrid import Pipeline, load_settings
 
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    weight = {} if args.keyword_weight is None else {"keyword_weight": args.keyword_weight}
     questions = read_questions(Path(args.qa))
     embedder = ingest.load_embedder()
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
-    ingest.ingest_paths([args.corpus], args.index, embedder, progress=log)
+    chunking = {
+        key: value
+        for key, value in (
+            ("chunk_size", args.chunk_size),
+            ("chunk_overlap", args.chunk_overlap),
+            ("chunker", args.chunker),
+        )
+        if value is not None
+    }
+    ingest.ingest_paths([args.corpus], args.index, embedder, ingest.IngestConfig(**chunking), progress=log)
     index = ingest.Index.open(args.index, embedder)
     if not args.no_answer_pages:
-        n = answer_pages(questions, _page_texts(index))
+        n = answer_pages(questions, _page_texts(index), any_kind=args.label_multi_chunk)
         if n:
             print(f"page labels derived from the answers for {n} questions", file=sys.stderr)
     searches = {
         "dense": lambda q, k: _pairs(index.search(q, k, mode="dense")),
-        "hybrid": lambda q, k: _pairs(index.search(q, k)),
+        "hybrid": lambda q, k: _pairs(index.search(q, k, **weight)),
     }
     if "pipeline" in systems:
-        pipeline = Pipeline(load_settings(index=args.index), embedder=embedder)
+        settings = load_settings(index=args.index, search=weight or None)
+        pipeline = Pipeline(settings, embedder=embedder)
         searches["pipeline"] = lambda q, k: _pairs(pipeline.search(q, k=k))
     if "reference" in systems:
         files = sorted(Path(args.corpus).rglob("*.pdf"))

@@ -178,12 +178,27 @@ class Pipeline:
     # -- the four verbs ---------------------------------------------------------------------
 
     def ingest(
-        self, paths: Sequence[str | Path], *, prune: bool = False, progress: Callable[[str], None] | None = None
+        self,
+        paths: Sequence[str | Path],
+        *,
+        prune: bool = False,
+        progress: Callable[[str], None] | None = None,
+        on_progress: Callable[[ingest.IngestProgress], None] | None = None,
     ) -> ingest.IngestReport:
-        """Add, update (and with ``prune`` remove) PDFs in the index; incremental by content hash."""
+        """Add, update (and with ``prune`` remove) PDFs in the index; incremental by content hash.
+
+        Args:
+            progress: called with a line per file; ``on_progress`` with counts, for a bar.
+        """
         with leaf_errors():
             report = ingest.ingest_paths(
-                paths, self.settings.index_dir, self.embedder, self.settings.ingest, prune=prune, progress=progress
+                paths,
+                self.settings.index_dir,
+                self.embedder,
+                self.settings.ingest,
+                prune=prune,
+                progress=progress,
+                on_progress=on_progress,
             )
         return report  # an open Index notices the new generation and reloads by itself
 
@@ -227,7 +242,13 @@ class Pipeline:
         with leaf_errors():
             index = self.index()
             hits = index.search(
-                query, k=depth, sources=sources, pages=pages, mode=config.mode, candidates=config.candidates
+                query,
+                k=depth,
+                sources=sources,
+                pages=pages,
+                mode=config.mode,
+                candidates=config.candidates,
+                keyword_weight=config.keyword_weight,
             )
             if reranker is not None:
                 hits = reranker.rerank(query, hits[: config.rerank_depth]) + hits[config.rerank_depth :]

@@ -26,7 +26,7 @@ from ingest.manifest import read_manifest
 from ingest.pipeline import ingest_paths
 from ingest.remove import remove_documents
 from ingest.rerank import Reranker
-from ingest.records import Chunk, FileFailure, Hit, IngestReport, Page
+from ingest.records import Chunk, FileFailure, Hit, IngestProgress, IngestReport, Page
 from ingest.store import Index
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "IngestConfig",
     "IngestConfigError",
     "IngestError",
+    "IngestProgress",
     "IngestReport",
     "Page",
     "PdfReadFailure",

@@ -8,10 +8,12 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from ingest.config import IngestConfig
 from ingest.records import Chunk, Page
+from ingest.structure import chunk_structured
 
 
 def chunk_pages(pages: Sequence[Page], sha256: str, config: IngestConfig) -> list[Chunk]:
-    """Split each page's text separately.
+    """Split each page's text separately, along its headings and tables unless configured
+    otherwise (`IngestConfig.chunker`; see `ingest.structure`).
 
     Args:
         pages: the pages of one document.
@@ -28,7 +30,12 @@ def chunk_pages(pages: Sequence[Page], sha256: str, config: IngestConfig) -> lis
     prefix = sha256[:12]
     chunks = []
     for page in pages:
-        pieces = [p.strip() for p in splitter.split_text(page.text)]
+        if config.chunker == "structure":
+            pieces = chunk_structured(
+                page.text, config.chunk_size, config.chunk_overlap, splitter.split_text
+            )
+        else:
+            pieces = [p.strip() for p in splitter.split_text(page.text)]
         for i, text in enumerate(p for p in pieces if p):
             chunks.append(
                 Chunk(

@@ -184,12 +184,31 @@ def _whole_word(word: str) -> tuple[re.Pattern[str], str]:
     return pattern, f"%{escaped}%"
 
 
+def _candidates(conn: sqlite3.Connection, word: str, where: str = "", args: Sequence[object] = ()):
+    """Rows (source, text) that may contain ``word``: found with the FTS index when there is
+    one (a phrase query: fast at any size), else with LIKE (a scan of every chunk)."""
+    phrase = keyword.phrase_query(word)
+    if phrase is not None and keyword.has_fts(conn):
+        return conn.execute(
+            f"SELECT c.source, c.text FROM {keyword.FTS_TABLE} JOIN chunks AS c"
+            f" ON c.id = {keyword.FTS_TABLE}.rowid WHERE {keyword.FTS_TABLE} MATCH ?"
+            + (f" AND {where}" if where else ""),
+            [phrase, *args],
+        )
+    _, like = _whole_word(word)
+    return conn.execute(
+        "SELECT c.source, c.text FROM chunks AS c WHERE c.text LIKE ? ESCAPE '\\'"
+        + (f" AND {where}" if where else ""),
+        [like, *args],
+    )
+
+
 def mentions(conn: sqlite3.Connection, word: str, batch: int = 500) -> bool:
     """Whether any chunk contains ``word`` as a whole word, ignoring case."""
-    pattern, like = _whole_word(word)
-    cursor = conn.execute("SELECT text FROM chunks WHERE text LIKE ? ESCAPE '\\'", (like,))
+    pattern, _ = _whole_word(word)
+    cursor = _candidates(conn, word)
     while rows := cursor.fetchmany(batch):
-        if any(pattern.search(row[0]) for row in rows):
+        if any(pattern.search(row[1]) for row in rows):
             return True
     return False
 
@@ -199,14 +218,10 @@ def mention_counts(conn: sqlite3.Connection, word: str, sources: Iterable[str]) 
     sources = list(dict.fromkeys(sources))
     if not sources:
         return {}
-    pattern, like = _whole_word(word)
+    pattern, _ = _whole_word(word)
     marks = ",".join("?" * len(sources))
     counts = dict.fromkeys(sources, 0)
-    rows = conn.execute(
-        f"SELECT source, text FROM chunks WHERE source IN ({marks}) AND text LIKE ? ESCAPE '\\'",
-        [*sources, like],
-    )
-    for source, text in rows:
+    for source, text in _candidates(conn, word, f"c.source IN ({marks})", sources):
         counts[source] += len(pattern.findall(text))
     return counts
 

@@ -71,6 +71,16 @@ def match_query(text: str) -> str | None:
     return " OR ".join(f'"{w}"' for w in words[:_MAX_TERMS])
 
 
+def phrase_query(text: str) -> str | None:
+    """An FTS5 query for `text` as a phrase (its words in order), or None if it has no words.
+
+    FTS5 finds candidates fast; callers still check the exact text, since the tokenizer folds
+    case and diacritics and stems words ("apples" matches "apple").
+    """
+    words = _WORD.findall(text.lower())
+    return '"' + " ".join(words) + '"' if words else None
+
+
 def search(
     conn: sqlite3.Connection,
     text: str,

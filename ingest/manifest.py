@@ -17,7 +17,7 @@ from ingest.errors import IndexMismatchError, IndexNotFoundError, IngestError
 
 MANIFEST_FILE = "manifest.json"
 FORMAT = 1
-_KEYS = ("format", "embedder", "dim", "chunk_size", "chunk_overlap", "created", "updated")
+_KEYS = ("format", "embedder", "dim", "chunker", "chunk_size", "chunk_overlap", "created", "updated")
 
 
 def build_manifest(meta: dict[str, Any], documents: int, chunks: int) -> dict[str, Any]:
@@ -67,7 +67,8 @@ def initial_meta(embedder: str, dim: int) -> dict[str, Any]:
         "format": FORMAT,
         "embedder": embedder,
         "dim": dim,
-        "chunk_size": None,  # set by the first ingest run that stores something
+        "chunker": None,  # set by the first ingest run that stores something
+        "chunk_size": None,
         "chunk_overlap": None,
         "created": stamp,
         "updated": stamp,

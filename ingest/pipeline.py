@@ -123,6 +123,7 @@ class _Run:
             if not Path(source).is_file():
                 self.writer.remove(source)
                 self.report.files_removed += 1
+                self.report.removed.append(source)
                 self.say(f"removed {source}: the file no longer exists")
 
     def ingest(self, files: list[Path]) -> None:
@@ -179,6 +180,7 @@ class _Run:
                 self.writer.remove(source)
             if updated:
                 self.report.files_updated += 1
+                self.report.updated.append(source)
             else:
                 self.report.files_unchanged += 1
             self.report.warnings.append(f"{source} has the same content as {twin}; stored once")
@@ -197,8 +199,10 @@ class _Run:
         self.claimed[sha] = source
         if updated:
             self.report.files_updated += 1
+            self.report.updated.append(source)
         else:
             self.report.files_added += 1
+            self.report.added.append(source)
         self.report.pages += len(pages)
         self.report.chunks += len(chunks)
         verb = "updated" if updated else "added"

@@ -13,16 +13,19 @@ from ingest.errors import SearchFilterError
 RRF_K = 60
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[int]:
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[int]], weights: Sequence[float] | None = None, k: int = RRF_K
+) -> list[int]:
     """Merge best-first lists of ids into one, best first.
 
-    An id scores the sum of 1 / (k + rank) over the lists it appears in (rank from 1). Ties
-    keep the order of first appearance, earlier lists first.
+    An id scores the sum of weight / (k + rank) over the lists it appears in (rank from 1;
+    weights default to 1). Ties keep the order of first appearance, earlier lists first.
     """
+    weights = [1.0] * len(rankings) if weights is None else weights
     scores: dict[int, float] = {}
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights, strict=True):
         for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     return sorted(scores, key=lambda item: -scores[item])
 
 

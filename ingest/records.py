@@ -74,6 +74,10 @@ class IngestReport:
     # Seconds spent in each step: hash, parse_wait (parsing not hidden behind embedding),
     # embed, store. Steps overlap, so they need not add up to `seconds`.
     timings: dict[str, float] = field(default_factory=dict)
+    # The paths behind the counts (unchanged files are only counted).
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of `hybrid ingest --json` (the contract's keys plus "warnings")."""
@@ -88,6 +92,9 @@ class IngestReport:
             "seconds": self.seconds,
             "warnings": list(self.warnings),
             "timings": {step: round(t, 3) for step, t in self.timings.items()},
+            "added": list(self.added),
+            "updated": list(self.updated),
+            "removed": list(self.removed),
         }
 
 

@@ -36,6 +36,8 @@ STORE_FILE = "store.sqlite"
 # Hits read from each ranking before fusing: deep enough that a passage ranked well by one
 # method and poorly by the other still reaches the top k.
 DEFAULT_CANDIDATES = 50
+# BM25's weight against the dense ranking's 1 (see SearchConfig.keyword_weight).
+DEFAULT_KEYWORD_WEIGHT = 0.5
 
 
 class Index:
@@ -140,6 +142,7 @@ class Index:
         pages: tuple[int | None, int | None] | None = None,
         mode: str = "hybrid",
         candidates: int = DEFAULT_CANDIDATES,
+        keyword_weight: float = DEFAULT_KEYWORD_WEIGHT,
     ) -> list[Hit]:
         """The k chunks that best answer `query`, best first.
 
@@ -153,6 +156,7 @@ class Index:
             pages: only pages in (first, last), 1-based and inclusive; None leaves an end open.
             mode: "hybrid", "dense" or "keyword".
             candidates: how deep each ranking is read before fusing.
+            keyword_weight: the BM25 ranking's weight in the fusion, the dense one's being 1.
 
         Raises:
             IngestError: k or candidates below 1, or an unknown mode.
@@ -173,15 +177,17 @@ class Index:
             self._sync()
             matched = None if sources is None else self._match_sources(sources)
             filtered = matched is not None or pages != (None, None)
-            rankings = []
+            rankings, weights = [], []
             if mode != "keyword":
+                weights.append(1.0)
                 if filtered:
                     rankings.append(self._filtered_dense(vector, depth, matched, pages))
                 else:
                     rankings.append([row for row, _ in self._vectors.search(vector, depth)])
             if mode != "dense":
+                weights.append(keyword_weight)
                 rankings.append(keyword.search(self._conn, query, depth, sources=matched, pages=pages))
-            rows = reciprocal_rank_fusion(rankings)[:k]
+            rows = reciprocal_rank_fusion(rankings, weights)[:k]
             chunks = db.chunks_by_row_ids(self._conn, rows)
             stored = db.vectors_by_row_ids(self._conn, rows, self.embedder.dim)
         # A row can vanish if another process committed between the steps; skip it.
@@ -248,6 +254,7 @@ class Index:
                         self._conn,
                         generation=generation,
                         updated=now(),
+                        chunker=config.chunker,
                         chunk_size=config.chunk_size,
                         chunk_overlap=config.chunk_overlap,
                     )

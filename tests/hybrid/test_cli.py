@@ -51,6 +51,13 @@ def test_search_and_ask(home: Path, corpus_dir: Path, monkeypatch: pytest.Monkey
     assert code == 0 and answer["route"] == "rag" and answer["adapter"] is None
 
 
+def test_ingest_progress_bar_and_summary_name_the_files(home: Path, corpus_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["ingest", str(corpus_dir), "--progress"])
+    assert result.exit_code == 0
+    assert "page/s" in result.stderr and "file 3/3" in result.stderr
+    assert "added: " in result.stdout and "safety.pdf" in result.stdout
+
+
 def test_search_and_ask_filters(home: Path, corpus_dir: Path) -> None:
     run("ingest", str(corpus_dir))
     code, found = run("search", "revenue safety desk", "--source", "*safety*", "--source", "nothing.pdf")

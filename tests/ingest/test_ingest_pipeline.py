@@ -128,3 +128,18 @@ def test_nothing_to_ingest_creates_no_index(tmp_path, index_dir, embedder):
     assert report.files_failed[0].error == "no such file or directory"
     assert "no PDF files" in report.warnings[0]
     assert not index_dir.exists()
+
+
+def test_progress_events_count_up_to_the_report(corpus, index_dir, embedder, tmp_path):
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4\n garbage")
+    events = []
+    report = ingest_paths([corpus, broken], index_dir, embedder, on_progress=events.append)
+    last = events[-1]
+    assert (last.files_done, last.files_total) == (4, 4)
+    assert last.pages_done == report.pages == last.pages_estimated
+    assert last.bytes_done == last.bytes_total > 0
+    assert [e.pages_done for e in events] == sorted(e.pages_done for e in events)
+    assert sorted(map(Path, report.added)) == sorted(p for p in corpus.rglob("*") if p.is_file())
+    again = ingest_paths([corpus], index_dir, embedder, on_progress=events.append)
+    assert again.added == again.updated == [] and events[-1].bytes_total == 0

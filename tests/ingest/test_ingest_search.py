@@ -89,6 +89,7 @@ def test_an_index_made_before_keyword_search_gets_it_at_the_next_ingest(corpus, 
     with Index.open(index_dir, embedder) as index:  # a reader: dense results, no error
         assert index.search("windshield geese", k=1, mode="keyword") == []
         assert index.search("windshield geese", k=1)[0].page == 2
+        assert index.mentions("Geese") and not index.mentions("gee")  # found by LIKE
     ingest_paths([corpus], index_dir, embedder)  # nothing changed, but the table is built
     with Index.open(index_dir, embedder) as index:
         assert _names_pages(index.search("windshield geese", k=1, mode="keyword"))[0][1] == 2
@@ -103,6 +104,16 @@ def test_search_text_is_never_read_as_query_syntax(corpus, index_dir, embedder, 
     with Index.open(index_dir, embedder) as index:
         index.search(query, k=3)  # no error
         index.search(query, k=3, mode="keyword")
+
+
+def test_mentions_are_whole_words_found_through_the_keyword_index(tmp_path, index_dir, embedder):
+    path = make_pdf(tmp_path / "m.pdf", ["Meta and AT&T reported. The metadata of Zurich files.", "Apples."])
+    ingest_paths([path], index_dir, embedder)
+    with Index.open(index_dir, embedder) as index:
+        assert index.mentions("meta") and index.mentions("AT&T") and index.mentions("zurich")
+        assert not index.mentions("apple")  # the stemmer matches "Apples"; the exact check does not
+        assert not index.mentions("data") and not index.mentions("T&T")
+        assert index.mention_counts("Meta", [str(path)]) == {str(path): 1}
 
 
 def test_match_query_quotes_words_and_drops_stopwords():

@@ -35,7 +35,7 @@ def test_index_directory_layout_and_manifest(corpus, index_dir, embedder):
     manifest = read_manifest(index_dir)
     assert manifest["format"] == 1
     assert (manifest["embedder"], manifest["dim"]) == ("fake-hash", 256)
-    assert (manifest["chunk_size"], manifest["chunk_overlap"]) == (800, 120)
+    assert (manifest["chunker"], manifest["chunk_size"], manifest["chunk_overlap"]) == ("structure", 800, 120)
     assert (manifest["documents"], manifest["chunks"]) == (3, 7)
     with sqlite3.connect(index_dir / "store.sqlite") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -42,6 +42,7 @@ def test_report_and_hit_dicts_have_exactly_the_contract_keys():
     assert list(report.to_dict()) == [
         "files_added", "files_updated", "files_unchanged", "files_removed",
         "files_failed", "pages", "chunks", "seconds", "warnings", "timings",
+        "added", "updated", "removed",
     ]  # fmt: skip
     assert report.to_dict()["files_failed"] == [{"path": "/x.pdf", "error": "empty file"}]
     hit = Hit(source="/a.pdf", page=2, chunk_id="abc:p2:c0", score=0.5, text="t")
