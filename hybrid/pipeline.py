@@ -171,8 +171,13 @@ class Pipeline:
             return loaded
 
     def load(self, adapter: str | None = None) -> None:
-        """Load the embedder, the index and the generator now (the server calls this at start-up)."""
+        """Load the embedder, the index, the reranker (if set) and the generator now.
+
+        The server calls this at start-up, so a misconfigured model fails the start, not the
+        first request.
+        """
         self.index()
+        self.reranker()
         self.generator(self.resolve_adapter(adapter))
 
     # -- the four verbs ---------------------------------------------------------------------

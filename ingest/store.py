@@ -187,6 +187,14 @@ class Index:
             if mode != "dense":
                 weights.append(keyword_weight)
                 rankings.append(keyword.search(self._conn, query, depth, sources=matched, pages=pages))
+                rare = keyword.rare_words(self._conn, query, self._counts[1])
+                if rare and mode == "hybrid":
+                    # A third ranking, by the rare words alone, at the dense ranking's weight:
+                    # an exact identifier or term outvotes a paraphrase that lacks it.
+                    weights.append(1.0)
+                    rankings.append(
+                        keyword.search(self._conn, " ".join(rare), depth, sources=matched, pages=pages)
+                    )
             rows = reciprocal_rank_fusion(rankings, weights)[:k]
             chunks = db.chunks_by_row_ids(self._conn, rows)
             stored = db.vectors_by_row_ids(self._conn, rows, self.embedder.dim)

@@ -17,6 +17,7 @@ class Filters(BaseModel):
 
     sources: list[Annotated[str, Field(min_length=1, max_length=500)]] | None = Field(
         None,
+        min_length=1,
         max_length=100,
         description="Only documents matching one of these paths, file names or globs ('*2023 Q3*').",
     )

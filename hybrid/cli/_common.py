@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -24,10 +26,16 @@ allow_download_option = click.option(
     "--allow-download", is_flag=True, default=None, help="Let model loading reach a model hub (default: offline)."
 )
 k_option = click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="Passages to retrieve [default: 5].")
+def _absolute_paths(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    # Sources are stored as absolute paths: a relative path that exists here is made absolute.
+    return tuple(str(Path(v).resolve()) if os.sep in v and Path(v).exists() else v for v in values)
+
+
 source_option = click.option(
     "--source",
     "sources",
     multiple=True,
+    callback=_absolute_paths,
     help="Only documents matching this path, file name or glob ('*2023 Q3*'); repeatable.",
 )
 

@@ -32,12 +32,14 @@ def search(
 
     settings = settings_from(index=index, allow_download=allow_download)
     hits = Pipeline(settings).search(query, k=k, sources=sources or None, pages=pages)
-    emit({"query": query, "hits": [h.to_dict() for h in hits]}, as_json, _human)
+    payload = {"query": query, "hits": [h.to_dict() for h in hits]}
+    filtered = bool(sources or pages)
+    emit(payload, as_json, lambda p: _human(p, filtered))
 
 
-def _human(payload: dict) -> str:
+def _human(payload: dict, filtered: bool = False) -> str:
     if not payload["hits"]:
-        return "no passages (is the index empty?)"
+        return "no passages match the --source/--pages filter" if filtered else "no passages (is the index empty?)"
     blocks = []
     for n, hit in enumerate(payload["hits"], start=1):
         text = " ".join(hit["text"].split())

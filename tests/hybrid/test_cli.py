@@ -58,7 +58,7 @@ def test_ingest_progress_bar_and_summary_name_the_files(home: Path, corpus_dir: 
     assert "added: " in result.stdout and "safety.pdf" in result.stdout
 
 
-def test_search_and_ask_filters(home: Path, corpus_dir: Path) -> None:
+def test_search_and_ask_filters(home: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run("ingest", str(corpus_dir))
     code, found = run("search", "revenue safety desk", "--source", "*safety*", "--source", "nothing.pdf")
     assert code == 0 and {Path(h["source"]).name for h in found["hits"]} == {"safety.pdf"}
@@ -68,6 +68,11 @@ def test_search_and_ask_filters(home: Path, corpus_dir: Path) -> None:
     assert code == 0 and found["hits"] and {h["page"] for h in found["hits"]} == {2}
     code, error = run("search", "revenue", "--source", "*nothing*")
     assert code == 1 and error["error"]["code"] == "search_filter"
+    monkeypatch.chdir(corpus_dir.parent)
+    code, found = run("search", "revenue safety desk", "--source", f"{corpus_dir.name}/safety.pdf")
+    assert code == 0 and {Path(h["source"]).name for h in found["hits"]} == {"safety.pdf"}
+    result = CliRunner().invoke(main, ["search", "revenue", "--pages", "40"])
+    assert result.exit_code == 0 and "no passages match the --source/--pages filter" in result.stdout
     result = CliRunner().invoke(main, ["search", "revenue", "--pages", "5-2"])
     assert result.exit_code == 2 and "empty" in result.output
 

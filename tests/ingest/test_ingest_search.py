@@ -154,3 +154,16 @@ def test_reciprocal_rank_fusion_rewards_agreement():
     assert reciprocal_rank_fusion([[1, 3, 4], [2, 3, 5]])[0] == 3
     assert reciprocal_rank_fusion([[1, 2], []]) == [1, 2]
     assert reciprocal_rank_fusion([]) == []
+
+
+def test_a_rare_identifier_outvotes_paraphrases_that_lack_it(tmp_path, index_dir, embedder):
+    # Dense search (the fake embedder, like a real one, barely weighs one odd token) favours
+    # the pages that share the question's common words; the identifier is on one page only.
+    pages = [f"The airplane engine lost power during the landing approach, report {n}." for n in range(30)]
+    pages[17] = "Report CHI08CA047. The pilot stopped on the runway."
+    make_pdf(tmp_path / "reports.pdf", pages)
+    ingest_paths([tmp_path / "reports.pdf"], index_dir, embedder)
+    question = "Why did the airplane engine lose power during the landing approach in CHI08CA047?"
+    with Index.open(index_dir, embedder) as index:
+        assert index.search(question, k=1, mode="dense")[0].page != 18
+        assert index.search(question, k=1)[0].page == 18

@@ -112,3 +112,5 @@ def test_bad_filters_are_4xx_json_errors(client) -> None:
     assert response.status_code == 422 and "page_from" in response.json()["error"]["message"]
     response = client.post("/v1/search", json={"query": "revenue", "page_from": 0})
     assert response.status_code == 422
+    response = client.post("/v1/search", json={"query": "revenue", "sources": []})
+    assert response.status_code == 422 and response.json()["error"]["code"]
