@@ -28,14 +28,14 @@ class IngestConfig:
     # with their text and repeating a section's heading on each of its chunks; "plain": the
     # recursive character splitter alone (separators: blank line, line, space).
     chunker: str = "structure"
-    # Texts per call to the embedder; bigger is faster until memory runs out.
+    # Texts per forward pass of the embedder (MiniLM in bfloat16 on 2 CPUs, 1,549 chunks:
+    # 10.3 s at 16, 9.2 s at 32, 13.4 s at 128).
     batch_size: int = 32
     # Number format of the embedder's weights: "auto" is bfloat16 on CPUs with native bf16
     # (AMX or AVX512-BF16; ~3x faster here, cosine to float32 vectors > 0.999), else float32.
     embed_dtype: str = "auto"
-    # Processes that read PDFs while the main process embeds; 0 = read in the main process;
-    # -1 = automatic: none on machines with 4 CPUs or fewer (the embedder already keeps every
-    # core busy, and sharing them only slows it down), else a quarter of the CPUs.
+    # Processes that parse PDFs in parallel (see ingest.parse): -1 = automatic, one per CPU
+    # (at most 8) when at least 2 files and 4 MB are to be read; 0 = parse in the main process.
     parse_workers: int = -1
     # A file with more pages than this is reported as failed instead of read (0 = no limit):
     # reading a 100,000-page PDF would hold the run, and its single transaction, for hours.

@@ -22,9 +22,11 @@ from ingest.writer import IndexWriter
 
 Progress = Callable[[str], None]
 
-# Chunks collected across small files before calling the embedder, in units of batch_size:
-# full batches of similar length, without holding a whole large run in memory.
-_PENDING_BATCHES = 4
+# Chunks collected across files before calling the embedder, in units of batch_size: enough
+# for full batches of similar length (little padding).
+_PENDING_BATCHES = 16
+# The most chunks held before embedding while workers still parse: a wave of ~800 pages.
+_MAX_PENDING_BATCHES = 128
 
 
 def ingest_paths(
@@ -207,7 +209,12 @@ class _Run:
         self.report.chunks += len(chunks)
         verb = "updated" if updated else "added"
         self.say(f"{label} {verb} {name}: {len(pages)} pages, {len(chunks)} chunks")
-        if sum(len(p.chunks) for p in self.pending) >= _PENDING_BATCHES * self.config.batch_size:
+        # Embed once enough chunks wait, but not while workers are still parsing (unless too
+        # many wait): parsing and embedding each run faster with every core to themselves.
+        pending = sum(len(p.chunks) for p in self.pending)
+        if pending >= _PENDING_BATCHES * self.config.batch_size and (
+            not reader.in_flight or pending >= _MAX_PENDING_BATCHES * self.config.batch_size
+        ):
             self.flush()
 
     def twin(self, source: str, sha: str) -> str | None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -143,3 +148,53 @@ def test_progress_events_count_up_to_the_report(corpus, index_dir, embedder, tmp
     assert sorted(map(Path, report.added)) == sorted(p for p in corpus.rglob("*") if p.is_file())
     again = ingest_paths([corpus], index_dir, embedder, on_progress=events.append)
     assert again.added == again.updated == [] and events[-1].bytes_total == 0
+
+
+@pytest.mark.parametrize("workers", [0, -1, 2])
+def test_parsing_in_worker_processes_stores_the_same_index(
+    corpus, tmp_path, embedder, workers, monkeypatch
+):
+    monkeypatch.setattr("ingest.parse._POOL_MIN_BYTES", 0)  # let 2 workers be processes
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4\n garbage")
+    index_dir = tmp_path / f"index-{workers}"
+    report = ingest_paths([corpus, broken], index_dir, embedder, IngestConfig(parse_workers=workers))
+    assert (report.files_added, len(report.files_failed)) == (3, 1)
+    with Index.open(index_dir, embedder) as index:
+        chunks = sorted((Path(d["source"]).name, d["chunks"]) for d in index.documents())
+    assert chunks == [("Rapport d'été 2024.pdf", 2), ("engines.pdf", 3), ("training.PDF", 2)]
+
+
+def test_parse_workers_end_with_the_process_that_started_them_even_on_kill_9():
+    code = (
+        "import sys, time\n"
+        "from ingest.config import IngestConfig\n"
+        "from ingest.parse import WorkerPool\n"
+        "pool = WorkerPool(2, IngestConfig())\n"
+        "print(' '.join(str(p.pid) for p in pool._procs), flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    workers = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(workers) == 2
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in alive if _running(pid)]
+        time.sleep(0.1)
+    assert alive == []
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has exited; it only waits to be reaped by its (re)parent.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -21,6 +21,7 @@ from pathlib import Path
 import faiss
 
 import ingest.load
+import ingest.pipeline
 from ingest import IngestConfig, ingest_paths
 from ingest.vectors import VectorIndex
 from ingest.writer import IndexWriter
@@ -62,6 +63,7 @@ def main(moment: str, marker: Path, index: Path, paths: list[str]) -> None:
             return embed(texts)
 
         IndexWriter.put, embedder.embed = counted_put, slow_embed
+        ingest.pipeline._PENDING_BATCHES = 1  # flush after each file's chunks
     elif moment == "commit":
         VectorIndex.save = lambda self, directory, generation: stop()
     elif moment == "faiss":
