@@ -146,8 +146,9 @@ class Index:
     ) -> list[Hit]:
         """The k chunks that best answer `query`, best first.
 
-        "hybrid" fuses the dense (embedding) ranking and the BM25 keyword ranking by
-        reciprocal rank fusion; "dense" and "keyword" use one of them. Every hit's `score` is
+        "hybrid" fuses by reciprocal rank fusion the dense (embedding) ranking, the BM25
+        keyword ranking and, when the query has rare words (`keyword.rare_words`), a BM25
+        ranking by those alone; "dense" and "keyword" use one ranking. Every hit's `score` is
         its cosine similarity to the query, whichever ranking found it.
 
         Args:
@@ -187,8 +188,8 @@ class Index:
             if mode != "dense":
                 weights.append(keyword_weight)
                 rankings.append(keyword.search(self._conn, query, depth, sources=matched, pages=pages))
-                rare = keyword.rare_words(self._conn, query, self._counts[1])
-                if rare and mode == "hybrid":
+                rare = keyword.rare_words(self._conn, query, self._counts[1]) if mode == "hybrid" else []
+                if rare:
                     # A third ranking, by the rare words alone, at the dense ranking's weight:
                     # an exact identifier or term outvotes a paraphrase that lacks it.
                     weights.append(1.0)
