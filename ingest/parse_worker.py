@@ -10,6 +10,7 @@ however that one ends (``kill -9`` included: the pipe closes).
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 from ingest.config import IngestConfig
@@ -18,6 +19,9 @@ from ingest.parse import parse_file
 
 
 def main() -> int:
+    # pypdf logs what it repairs ("EOF marker not found"); unconfigured logging would print it
+    # on the ingest's stderr, between the progress lines. Failures come back in the reply.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     for line in sys.stdin:
         request = json.loads(line)
         try:

@@ -208,7 +208,7 @@ class _Run:
         self.report.pages += len(pages)
         self.report.chunks += len(chunks)
         verb = "updated" if updated else "added"
-        self.say(f"{label} {verb} {name}: {len(pages)} pages, {len(chunks)} chunks")
+        self.say(f"{label} {verb} {name}: {_count(len(pages), 'page')}, {_count(len(chunks), 'chunk')}")
         # Embed once enough chunks wait, but not while workers are still parsing (unless too
         # many wait): parsing and embedding each run faster with every core to themselves.
         pending = sum(len(p.chunks) for p in self.pending)
@@ -287,6 +287,10 @@ class _Tracker:
     def _emit(self) -> None:
         if self.callback is not None:
             self.callback(self.state)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _size(path: str) -> int:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import click
+
+# transformers draws a "Loading weights" bar on every model load; our commands show their own
+# progress, so the model libraries' bars are off unless the user turns them on.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from hybrid import __version__
 from hybrid.cli.ask import ask
