@@ -52,11 +52,14 @@ def _best_hit(sentence: str, hit_words: Sequence[set[str]]) -> tuple[int | None,
 def _quote(hit: Hit, claims: Sequence[str]) -> str:
     """The sentence of the passage that best matches the claims citing it (verbatim)."""
     claim_words = set().union(*(content_words(c) for c in claims)) if claims else set()
-    best, best_score = None, -1.0
+    best, best_score = None, (-1, False)
     for a, b in sentence_spans(hit.text, wrapped=True):
         overlap = len(content_words(hit.text[a:b]) & claim_words)
-        if overlap > best_score:
-            best, best_score = (a, b), overlap
+        # On a tie a full sentence beats a heading (chunks repeat their section's heading,
+        # and a heading restates the question rather than answering it).
+        score = (overlap, hit.text[b - 1] in ".!?:;)\"'”")
+        if score > best_score:
+            best, best_score = (a, b), score
     if best is None:
         return hit.text[:QUOTE_CHARS]
     a, b = best

@@ -57,3 +57,13 @@ def test_answer_without_any_support_cites_nothing() -> None:
 def test_empty_markers_are_removed() -> None:
     out = cite("Revenue grew 12 percent in 2022 [].", HITS)
     assert out.text == "Revenue grew 12 percent in 2022 [1]."
+
+
+def test_a_quote_prefers_a_full_sentence_to_a_heading_with_the_same_words() -> None:
+    text = (
+        "What happens to a PDF that cannot be read during ingest\n"
+        "It is skipped. A PDF that cannot be read during ingest is reported with the reason."
+    )
+    hit = Hit("/d/ingest.pdf", 3, "x:p3:c0", 0.7, text)
+    cited = cite("A PDF that cannot be read during ingest is skipped [1].", [hit])
+    assert cited.citations[0].quote == "A PDF that cannot be read during ingest is reported with the reason."
