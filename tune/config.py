@@ -48,6 +48,10 @@ class TuneConfig:
     # CPU threads while training; None: torch's default (one per core). Set it lower when other
     # busy processes share the cores: oversubscribed threads wait on each other, ~10x slower.
     threads: int | None = None
+    # Number format of the frozen base weights while training: "auto" is bfloat16 on CPUs with
+    # native bf16 (AMX or AVX512-BF16), else float32. The LoRA weights, their gradients and the
+    # optimiser stay float32 either way, and the loss is computed in float32.
+    dtype: str = "auto"
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -56,6 +60,8 @@ class TuneConfig:
         _check_int(problems, "max_length", self.max_length, low=16)
         _check_int(problems, "micro_batch_tokens", self.micro_batch_tokens, low=16)
         _check_int(problems, "seed", self.seed, low=0)
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            problems.append(f"dtype must be auto, float32 or bfloat16, got {self.dtype!r}")
         for name in ("max_steps", "threads"):
             if getattr(self, name) is not None:
                 _check_int(problems, name, getattr(self, name), low=1)

@@ -141,6 +141,18 @@ def _hub_snapshot(repo_id: str, allow_download: bool, progress: Callable[[str], 
         raise ModelNotFoundError(f"cannot fetch base model {repo_id!r} from the Hugging Face Hub: {exc}") from exc
 
 
+def resolve_dtype(dtype: str) -> str:
+    """ "auto" -> "bfloat16" on CPUs with native bf16 matrix instructions, else "float32"."""
+    if dtype != "auto":
+        return dtype
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return "float32"
+    return "bfloat16" if {"amx_bf16", "avx512_bf16"} & set(flags.split()) else "float32"
+
+
 def load_model(
     model_dir: str | Path,
     *,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -17,9 +18,11 @@ from tune.config import TuneConfig
 from tune.data import Example
 from tune.encode import Encoded
 from tune.errors import DataError
-from tune.models import load_model
+from tune.models import load_model, resolve_dtype
 
 Progress = Callable[[dict], None]
+# Beside the adapter: the loss and speed of every step, and the evaluation losses.
+METRICS_FILE = "metrics.json"
 
 
 @dataclass
@@ -94,7 +97,8 @@ def _train(
     report = progress or (lambda info: None)
     torch.manual_seed(config.seed)
     report({"message": f"loading base model {base_model_dir}"})
-    model, tokenizer = load_model(base_model_dir, dtype=torch.float32)
+    dtype = torch.bfloat16 if resolve_dtype(config.dtype) == "bfloat16" else torch.float32
+    model, tokenizer = load_model(base_model_dir, dtype=dtype)
     train_set, warnings = encode_all(tokenizer, examples, config.max_length, "training")
     if not train_set:
         raise DataError("no training example has a reply within max_length tokens; check the data or raise max_length")
@@ -126,6 +130,7 @@ def _train(
     order = torch.Generator().manual_seed(config.seed)
     lengths = [len(item.input_ids) for item in train_set]
     losses: list[float] = []
+    history: list[dict[str, float]] = []
     tokens = 0
     model.train()
     while len(losses) < total:
@@ -152,11 +157,14 @@ def _train(
             tokens += batch_tokens
             losses.append(step_loss / targets)
             elapsed = time.perf_counter() - step_started
+            history.append({"step": len(losses), "loss": losses[-1], "lr": rate, "tokens": batch_tokens, "seconds": elapsed})
             report({
                 "step": len(losses),
                 "total": total,
                 "loss": losses[-1],
                 "tokens_per_s": batch_tokens / elapsed if elapsed > 0 else None,
+                "tokens": batch_tokens,
+                "seconds": elapsed,
                 "lr": rate,
             })
 
@@ -168,6 +176,17 @@ def _train(
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     tail = losses[-min(len(losses), per_epoch) :]
+    train_seconds = sum(h["seconds"] for h in history)
+    metrics = {
+        "dtype": str(dtype).removeprefix("torch."),
+        "steps": history,
+        "base_eval_loss": base_eval_loss,
+        "eval_loss": eval_loss,
+        "train_tokens": tokens,
+        "train_seconds": train_seconds,
+        "tokens_per_s": tokens / train_seconds if train_seconds else None,
+    }
+    (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
     return TrainResult(
         train_loss=sum(tail) / len(tail),
         eval_loss=eval_loss,

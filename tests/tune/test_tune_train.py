@@ -113,3 +113,19 @@ def test_the_thread_setting_is_given_back(tiny_model_dir, tmp_path) -> None:
     config = TuneConfig(max_steps=1, threads=1)
     assert train_adapter([Example(messages, "m", 1)], tiny_model_dir, tmp_path / "a", config).steps == 1
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_both_number_formats_train_and_write_metrics(tiny_model_dir, tmp_path, dtype) -> None:
+    examples = [Example(({"role": "user", "content": f"Question {i}: refund?"},
+                         {"role": "assistant", "content": "Thank you. Your refund is on its way."}), "mem", i + 1)
+                for i in range(8)]
+    config = TuneConfig(batch_size=4, epochs=3, learning_rate=1e-2, dtype=dtype)
+    result = train_adapter(examples, tiny_model_dir, tmp_path / "a", config, eval_examples=examples[:2])
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["dtype"] == dtype and len(metrics["steps"]) == 6
+    assert metrics["eval_loss"] == result.eval_loss < result.base_eval_loss
+    assert metrics["tokens_per_s"] > 0 and metrics["train_tokens"] == result.tokens
+    saved = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
+    assert saved["r"] == 8  # the adapter itself stays float32 and loads as usual
+    assert Generator.load(tiny_model_dir, tmp_path / "a").generate(QUESTION, max_new_tokens=5).text is not None
