@@ -361,6 +361,76 @@ class Pipeline:
                 progress=progress,
             )
 
+    # -- adapter versions -------------------------------------------------------------------
+
+    def adapter_versions(self, name: str | None = None) -> list[tune.AdapterVersion]:
+        """Every finished adapter version (only those of ``name``, if given), by name, oldest first.
+
+        Raises:
+            NotFoundError: ``name`` has no versions; the message lists the names that exist.
+            BadRequestError: ``name`` is not a valid adapter name.
+        """
+        with leaf_errors():
+            names = [tune.parse_ref(name)[0]] if name is not None else self.registry.names()
+            found = [version for each in names for version in self.registry.versions(each)]
+            if name is not None and not found:
+                raise tune.AdapterNotFoundError(f"no adapter named {name}; {self.registry.listing()}")
+        return found
+
+    def activate_adapter(self, ref: str) -> tuple[tune.AdapterVersion | None, tune.AdapterVersion]:
+        """Make ``NAME@vN`` the version that ``NAME`` stands for (``ask``, ``serve``, ``auto``).
+
+        Returns:
+            (the version active before, None if none was; the version active now).
+        """
+        with leaf_errors():
+            name, number = tune.parse_ref(ref)
+            if number is None:
+                raise BadRequestError(f"name the version to activate as NAME@vN; {self.registry.listing(name)}")
+            before = self.registry.active(name)
+            return before, self.registry.activate(name, number)
+
+    def rollback_adapter(self, name: str) -> tuple[tune.AdapterVersion | None, tune.AdapterVersion]:
+        """Make active again the version of ``name`` that was active before the current one.
+
+        Returns:
+            (the version active before, the version active now).
+        """
+        with leaf_errors():
+            name, number = tune.parse_ref(name)
+            if number is not None:
+                raise BadRequestError(f"rollback takes a NAME, not a version; to pick one, activate {name}@v{number}")
+            before = self.registry.active(name)
+            return before, self.registry.rollback(name)
+
+    def export_adapter(
+        self,
+        ref: str,
+        out_dir: str | Path,
+        *,
+        merged: bool = True,
+        force: bool = False,
+        progress: Callable[[str], None] | None = None,
+    ) -> tune.ExportResult:
+        """Write adapter ``ref`` to ``out_dir``, and with ``merged`` a merged model in ``out_dir/merged``.
+
+        The merge uses the base model recorded in the version's meta.json (see ``tune.export_adapter``).
+
+        Raises:
+            BadRequestError: ``ref`` is ``none``, ``out_dir`` lies in the registry or is not
+                empty (without ``force``).
+        """
+        version = self.resolve_adapter(ref)
+        if version is None:
+            raise BadRequestError("'none' is the base model alone; name the adapter to export (NAME or NAME@vN)")
+        out = Path(out_dir).expanduser().resolve()
+        registry_root = self.settings.adapters_dir.expanduser().resolve()
+        if out == registry_root or registry_root in out.parents:
+            raise BadRequestError(f"{out} is inside the adapter registry {registry_root}; export somewhere else")
+        with leaf_errors():
+            base_dir = self.base_model_dir(tune.recorded_base_model(version), progress) if merged else None
+            return tune.export_adapter(version, out, base_model_dir=base_dir, merged=merged, force=force, progress=progress)
+
 
 def _adapter_base(adapter: tune.AdapterVersion) -> str | None:
     """The base model an adapter was trained on: its recorded directory while that exists."""

@@ -17,13 +17,16 @@ from tune.errors import (
     AdapterNotFoundError,
     DataError,
     DatasetError,
+    ExportError,
+    InvalidAdapterNameError,
     ModelNotFoundError,
     TuneConfigError,
     TuneError,
 )
-from tune.registry import ADAPTER_NAME_RE, AdapterRegistry, AdapterVersion
+from tune.registry import ADAPTER_NAME_RE, AdapterRegistry, AdapterVersion, parse_ref
 
 if TYPE_CHECKING:
+    from tune.export import ExportResult, export_adapter, recorded_base_model
     from tune.generate import GenerationResult, Generator
     from tune.models import DEFAULT_BASE_MODEL, load_model, resolve_base_model
     from tune.train import TrainResult, train_adapter
@@ -39,6 +42,9 @@ _LAZY = {
     "TrainResult": "tune.train",
     "train_adapter": "tune.train",
     "TuneOutcome": "tune.workflow",
+    "ExportResult": "tune.export",
+    "export_adapter": "tune.export",
+    "recorded_base_model": "tune.export",
     "tune": "tune.workflow",
 }
 
@@ -61,8 +67,11 @@ __all__ = [
     "DataError",
     "DatasetError",
     "Example",
+    "ExportError",
+    "ExportResult",
     "GenerationResult",
     "Generator",
+    "InvalidAdapterNameError",
     "ModelNotFoundError",
     "Problem",
     "TrainResult",
@@ -71,8 +80,11 @@ __all__ = [
     "TuneError",
     "TuneOutcome",
     "check_examples",
+    "export_adapter",
     "load_model",
+    "parse_ref",
     "read_examples",
+    "recorded_base_model",
     "resolve_base_model",
     "train_adapter",
     "tune",

@@ -43,6 +43,14 @@ class AdapterNotFoundError(TuneError):
     """An adapter reference (NAME, NAME@vN, a directory) names no adapter."""
 
 
+class InvalidAdapterNameError(TuneError):
+    """An adapter name has characters that could reach outside the registry (see `ADAPTER_NAME_RE`)."""
+
+
+class ExportError(TuneError):
+    """An adapter cannot be exported: the target directory is not empty, or no base model is recorded."""
+
+
 class TuneConfigError(TuneError):
     """A `TuneConfig` has one or more invalid fields.
 

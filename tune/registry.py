@@ -2,6 +2,11 @@
 
 Names are validated against `ADAPTER_NAME_RE` before they touch a path, so a reference can never
 reach outside the registry root. Earlier versions are never overwritten.
+
+active.json is ``{"version": N, "activated": ISO time, "history": [{"version": M, "activated": ...}]}``:
+the active version, and the versions that were active before it, most recent last (what
+`AdapterRegistry.rollback` returns to). Files written before the history existed hold only
+``{"version": N}`` and still work; a rollback then goes to the next lower version number.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tune.errors import AdapterNotFoundError, TuneError
+from tune.errors import AdapterNotFoundError, InvalidAdapterNameError, TuneError
 
 ADAPTER_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _NAME = re.compile(ADAPTER_NAME_RE)
@@ -24,6 +30,8 @@ _REF = re.compile(r"^(?P<name>[^@]+)@v(?P<version>[0-9]+)$")
 META_FILE = "meta.json"
 ACTIVE_FILE = "active.json"
 ADAPTER_CONFIG = "adapter_config.json"  # written by PEFT; marks a directory as an adapter
+# Earlier activations kept in active.json: plenty to undo with, and the file stays small.
+HISTORY_LIMIT = 50
 
 
 @dataclass(frozen=True)
@@ -52,13 +60,34 @@ def validate_name(name: str) -> str:
     """Return ``name`` if it is a valid adapter name.
 
     Raises:
-        TuneError: the name is empty, too long, or has characters other than letters, digits, _ . -
+        InvalidAdapterNameError: the name is empty, too long, or has characters other than
+            letters, digits, _ . - (a `TuneError`).
     """
     if not isinstance(name, str) or not _NAME.match(name) or name in (".", ".."):
-        raise TuneError(
+        raise InvalidAdapterNameError(
             f"invalid adapter name {name!r}: use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
         )
     return name
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """Split ``NAME`` or ``NAME@vN`` into ``(NAME, N)``; N is None for a bare name.
+
+    Raises:
+        InvalidAdapterNameError: the name part is not a valid adapter name, or the version part
+            is not ``vN`` (N from 1).
+    """
+    if not isinstance(ref, str):
+        return validate_name(ref), None  # raises: not a name
+    text = ref.strip()
+    if match := _REF.match(text):
+        number = int(match.group("version"))
+        if number < 1:
+            raise InvalidAdapterNameError(f"invalid adapter version in {ref!r}: versions are numbered from v1")
+        return validate_name(match.group("name")), number
+    if "@" in text:
+        raise InvalidAdapterNameError(f"invalid adapter reference {ref!r}: use NAME or NAME@vN (for example house@v2)")
+    return validate_name(text), None
 
 
 class AdapterRegistry:
@@ -105,7 +134,7 @@ class AdapterRegistry:
         ref = ref.strip()
         if not ref:
             raise AdapterNotFoundError(
-                f"empty adapter reference; use NAME, NAME@vN, a directory or none. {self._listing()}"
+                f"empty adapter reference; use NAME, NAME@vN, a directory or none. {self.listing()}"
             )
         if ref.lower() == "none":
             return None
@@ -114,19 +143,19 @@ class AdapterRegistry:
             name, number = match.group("name"), int(match.group("version"))
             found = next((v for v in self.versions(name) if v.version == number), None)
             if found is None:
-                raise AdapterNotFoundError(f"no adapter version {ref}; {self._listing(name)}")
+                raise AdapterNotFoundError(f"no adapter version {ref}; {self.listing(name)}")
             return found
         if _NAME.match(ref) and self.versions(ref):
             active = self.active(ref)
             if active is None:
-                raise AdapterNotFoundError(f"adapter {ref} has no active version; use NAME@vN. {self._listing(ref)}")
+                raise AdapterNotFoundError(f"adapter {ref} has no active version; use NAME@vN. {self.listing(ref)}")
             return active
         path = Path(ref).expanduser()
         if (path / ADAPTER_CONFIG).is_file():
             meta = _read_json(path / META_FILE) if (path / META_FILE).is_file() else {}
             return AdapterVersion(path.resolve().name, 0, path.resolve(), meta)
         raise AdapterNotFoundError(
-            f"no adapter {ref!r} (not a name in {self.root}, nor a directory with {ADAPTER_CONFIG}); {self._listing()}"
+            f"no adapter {ref!r} (not a name in {self.root}, nor a directory with {ADAPTER_CONFIG}); {self.listing()}"
         )
 
     def create_version(self, name: str) -> tuple[int, Path]:
@@ -157,16 +186,85 @@ class AdapterRegistry:
         return self.activate(name, version) if activate else AdapterVersion(name, version, path, dict(meta))
 
     def activate(self, name: str, version: int) -> AdapterVersion:
-        """Make ``NAME`` stand for ``NAME@vN``.
+        """Make ``NAME`` stand for ``NAME@vN``; the version it replaces goes onto the history.
+
+        Activating the version that is already active changes nothing.
 
         Raises:
             AdapterNotFoundError: no finished version N of that name.
         """
+        found = self._version(name, version)
+        state = self._state(name)
+        current = state.get("version")
+        if current == version:
+            return found
+        history = _history(state)
+        if isinstance(current, int):
+            history.append({"version": current, "activated": state.get("activated")})
+        self._write_state(name, version, history)
+        return found
+
+    def history(self, name: str) -> list[int]:
+        """The versions that were active before the current one, most recent last.
+
+        Empty for an adapter activated only once, and for an active.json written before the
+        history was kept.
+        """
+        return [entry["version"] for entry in _history(self._state(name))]
+
+    def rollback(self, name: str) -> AdapterVersion:
+        """Make active again the version that was active before the current one.
+
+        Undoes the last activation: the current version is not put on the history, so a second
+        rollback goes one step further back. Versions removed from disk since are skipped.
+        Without a recorded history, the highest version below the active one is used.
+
+        Returns:
+            The version that is active now.
+
+        Raises:
+            AdapterNotFoundError: the adapter does not exist, has no active version, or has no
+                earlier version to go back to.
+        """
+        current = self.active(name)
+        if current is None:
+            if not self.versions(name):
+                raise AdapterNotFoundError(f"no adapter named {name}; {self.listing()}")
+            raise AdapterNotFoundError(
+                f"adapter {name} has no active version, so there is nothing to roll back; "
+                f"activate one with NAME@vN. {self.listing(name)}"
+            )
+        existing = {v.version: v for v in self.versions(name)}
+        history = _history(self._state(name))
+        while history:
+            entry = history.pop()
+            if entry["version"] in existing and entry["version"] != current.version:
+                self._write_state(name, entry["version"], history)
+                return existing[entry["version"]]
+        earlier = [number for number in existing if number < current.version]
+        if not earlier:
+            raise AdapterNotFoundError(
+                f"{current.ref} is the earliest version of {name} and no other was active before it; "
+                f"nothing to roll back to. {self.listing(name)}"
+            )
+        self._write_state(name, max(earlier), [])
+        return existing[max(earlier)]
+
+    def _version(self, name: str, version: int) -> AdapterVersion:
         found = next((v for v in self.versions(name) if v.version == version), None)
         if found is None:
-            raise AdapterNotFoundError(f"no adapter version {name}@v{version}; {self._listing(name)}")
-        _write_json(self.root / name / ACTIVE_FILE, {"version": version})
+            raise AdapterNotFoundError(f"no adapter version {name}@v{version}; {self.listing(name)}")
         return found
+
+    def _state(self, name: str) -> dict[str, Any]:
+        pointer = self.root / validate_name(name) / ACTIVE_FILE
+        return _read_json(pointer) if pointer.is_file() else {}
+
+    def _write_state(self, name: str, version: int, history: list[dict[str, Any]]) -> None:
+        # Read-modify-write without a lock: two activations at the same instant may drop one
+        # history entry, never the active version itself (each write is atomic).
+        state = {"version": version, "activated": _now(), "history": history[-HISTORY_LIMIT:]}
+        _write_json(self.root / validate_name(name) / ACTIVE_FILE, state)
 
     def discard(self, name: str, version: int) -> None:
         """Remove an unfinished version's directory (after a failed run); finished ones stay."""
@@ -174,7 +272,8 @@ class AdapterRegistry:
         if path.is_dir() and not (path / META_FILE).is_file():
             shutil.rmtree(path, ignore_errors=True)
 
-    def _listing(self, name: str | None = None) -> str:
+    def listing(self, name: str | None = None) -> str:
+        """One line for error messages: the versions of ``name`` (and the active one), or every name."""
         if name is not None and (versions := self.versions(name)):
             active = self.active(name)
             return f"versions of {name}: {', '.join(v.ref for v in versions)}" + (
@@ -182,6 +281,22 @@ class AdapterRegistry:
             )
         names = self.names()
         return f"adapters in {self.root}: {', '.join(names)}" if names else f"no adapters in {self.root} yet"
+
+
+def _history(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The well-formed entries of active.json's history (anything else is ignored, not fatal)."""
+    entries = state.get("history")
+    if not isinstance(entries, list):
+        return []
+    return [
+        {"version": e["version"], "activated": e.get("activated")}
+        for e in entries
+        if isinstance(e, dict) and isinstance(e.get("version"), int) and not isinstance(e["version"], bool)
+    ]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _read_json(path: Path) -> dict:

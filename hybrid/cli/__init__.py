@@ -1,4 +1,4 @@
-"""The ``hybrid`` command: one group, one module per command (ingest, search, ask, tune, serve)."""
+"""The ``hybrid`` command: one group, one module per command (ingest, search, ask, tune, adapters, serve)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import click
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from hybrid import __version__
+from hybrid.cli.adapters import adapters
 from hybrid.cli.ask import ask
 from hybrid.cli.docs import docs
 from hybrid.cli.ingest import ingest
@@ -27,6 +28,7 @@ def main() -> None:
     \b
     hybrid ingest reports/          PDFs -> searchable index
     hybrid tune examples.jsonl      house-style examples -> LoRA adapter house@vN
+    hybrid adapters list            adapter versions; activate, rollback, export
     hybrid ask "question"           cited answer from the index, in house style
     hybrid serve                    the same over HTTP (POST /v1/query)
     hybrid docs list                what the index holds
@@ -35,7 +37,7 @@ def main() -> None:
     """
 
 
-for command in (ingest, search, ask, tune, serve, docs):
+for command in (ingest, search, ask, tune, adapters, serve, docs):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tune import AdapterNotFoundError, AdapterRegistry, TuneError
+from tune import AdapterNotFoundError, AdapterRegistry, InvalidAdapterNameError, TuneError, parse_ref
 
 
 def fake_train(path: Path) -> None:
@@ -97,3 +99,64 @@ def test_finalize_needs_a_trained_adapter(tmp_path: Path) -> None:
     number, _ = registry.create_version("house")
     with pytest.raises(TuneError, match="adapter_config.json"):
         registry.finalize("house", number, {})
+
+
+def test_rollback_undoes_activations_one_at_a_time(tmp_path: Path) -> None:
+    registry = AdapterRegistry(tmp_path)
+    for _ in range(3):
+        make_version(registry, "house")  # each finished run becomes active: v1, v2, v3
+    assert registry.history("house") == [1, 2]
+    registry.activate("house", 1)
+    assert registry.history("house") == [1, 2, 3]
+    assert registry.rollback("house").ref == "house@v3"
+    assert registry.rollback("house").ref == "house@v2"
+    assert registry.rollback("house").ref == "house@v1"
+    assert registry.active("house").version == 1 and registry.history("house") == []
+    with pytest.raises(AdapterNotFoundError, match="earliest version.*house@v1, house@v2, house@v3"):
+        registry.rollback("house")
+
+
+def test_activating_the_active_version_keeps_the_history(tmp_path: Path) -> None:
+    registry = AdapterRegistry(tmp_path)
+    make_version(registry, "house")
+    make_version(registry, "house")
+    registry.activate("house", 2)
+    assert registry.history("house") == [1]
+    assert registry.rollback("house").version == 1
+
+
+def test_an_active_json_without_history_rolls_back_to_the_previous_number(tmp_path: Path) -> None:
+    registry = AdapterRegistry(tmp_path)
+    for _ in range(3):
+        make_version(registry, "house")
+    (tmp_path / "house" / "active.json").write_text('{"version": 3}\n')  # as older releases wrote it
+    assert registry.active("house").version == 3 and registry.history("house") == []
+    assert registry.rollback("house").version == 2
+    assert registry.rollback("house").version == 1
+    state = json.loads((tmp_path / "house" / "active.json").read_text())
+    assert state["version"] == 1  # still readable by code that knows only {"version": N}
+
+
+def test_rollback_skips_versions_removed_from_disk(tmp_path: Path) -> None:
+    registry = AdapterRegistry(tmp_path)
+    for _ in range(3):
+        make_version(registry, "house")
+    shutil.rmtree(tmp_path / "house" / "v2")
+    assert registry.rollback("house").version == 1
+
+
+def test_rollback_needs_an_adapter_with_an_active_version(tmp_path: Path) -> None:
+    registry = AdapterRegistry(tmp_path)
+    with pytest.raises(AdapterNotFoundError, match="no adapter named legal"):
+        registry.rollback("legal")
+    make_version(registry, "legal", activate=False)
+    with pytest.raises(AdapterNotFoundError, match="no active version"):
+        registry.rollback("legal")
+
+
+def test_parse_ref_validates_the_name_and_version() -> None:
+    assert parse_ref("house") == ("house", None)
+    assert parse_ref(" house@v12 ") == ("house", 12)
+    for bad in ["../x@v1", "house@v0", "house@2", "house@latest", "a/b", ""]:
+        with pytest.raises(InvalidAdapterNameError):
+            parse_ref(bad)
