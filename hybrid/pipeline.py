@@ -320,10 +320,41 @@ class Pipeline:
         timings = {"retrieve_ms": round(retrieve_ms, 1), "generate_ms": round(generate_ms, 1)}
         return Answer(cited.text, cited.citations, "rag", cited.grounded, adapter_ref, timings)
 
-    def check(self, paths: Sequence[str | Path], **columns: Any) -> tune.CheckReport:
-        """Validate house-style examples without training (``hybrid tune --check``)."""
+    def check(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        base_model: str | None = None,
+        max_length: int | None = None,
+        input_column: str | None = None,
+        output_column: str | None = None,
+    ) -> tune.CheckReport:
+        """Validate house-style examples without training (``hybrid tune --check``).
+
+        Lengths are counted in the base model's tokens with its tokenizer alone (the weights are
+        never loaded); without the tokenizer they are estimated, and the report says why.
+
+        Args:
+            base_model: the base model whose tokenizer counts (default: ``settings.base_model``).
+            max_length: the longest example, in tokens (default: ``settings.tune.max_length``).
+        """
+        spec = base_model or self.settings.base_model
+        try:
+            tokenizer, why_not = tune.load_tokenizer(
+                spec, self.settings.models_dir, allow_download=self.settings.allow_download
+            ), None
+        except tune.TuneError as exc:
+            tokenizer, why_not = None, str(exc)
         with leaf_errors():
-            return tune.check_examples(paths, **columns)
+            return tune.check_examples(
+                paths,
+                tokenizer=tokenizer,
+                tokenizer_name=Path(spec).name if Path(spec).is_dir() else spec,
+                why_no_tokenizer=why_not,
+                max_tokens=max_length or self.settings.tune.max_length,
+                input_column=input_column,
+                output_column=output_column,
+            )
 
     def tune(
         self,

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from tune.export import ExportResult, export_adapter, recorded_base_model
     from tune.generate import GenerationResult, Generator
     from tune.models import DEFAULT_BASE_MODEL, load_model, resolve_base_model
+    from tune.tokens import load_tokenizer
     from tune.train import TrainResult, train_adapter
     from tune.workflow import TuneOutcome, tune
 
@@ -37,6 +38,7 @@ _LAZY = {
     "DEFAULT_BASE_MODEL": "tune.models",
     "resolve_base_model": "tune.models",
     "load_model": "tune.models",
+    "load_tokenizer": "tune.tokens",
     "Generator": "tune.generate",
     "GenerationResult": "tune.generate",
     "TrainResult": "tune.train",
@@ -82,6 +84,7 @@ __all__ = [
     "check_examples",
     "export_adapter",
     "load_model",
+    "load_tokenizer",
     "parse_ref",
     "read_examples",
     "recorded_base_model",

@@ -1,31 +1,43 @@
-"""Dataset checks run before training (``hybrid tune --check``): problems per line, plus advice.
+"""Dataset checks run before training (``hybrid tune --check``, and first thing in ``hybrid tune``).
 
-Problems make a line unusable (``ok`` is false while any remain); warnings are the product's
-guidance on dataset size and content, in plain words.
+Two severities, both naming their file and line:
+
+- problems (errors) make a line unusable and ``ok`` false: malformed JSON, an unknown format,
+  wrong roles, a missing or empty output or input, an exact duplicate, the same input with a
+  different output, an example longer than training keeps (in the base model's tokens).
+  ``hybrid tune`` refuses them unless ``--force``, which skips those lines.
+- line warnings flag lines worth a look that still train: near duplicates, the same input up
+  to case and punctuation with another output, the outputs that leak the most facts, and
+  (without the tokenizer) examples estimated to be too long.
+
+Warnings apply the guidance to the dataset as a whole (size, short outputs, the share of
+outputs with leaked facts); they never make ``ok`` false.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Sequence
+import statistics
+import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tune import advice
+from tune.config import TuneConfig
 from tune.data import Example, Problem, read_examples
-from tune.encode import count_chat_tokens
+from tune.errors import TuneError
+from tune.leaks import find_leaks
+from tune.similarity import near_duplicates, words
+from tune.tokens import CHARS_PER_TOKEN, count_tokens, estimate_tokens
 
-# Below this many examples a LoRA adapter rarely learns a style reliably (see the warning text).
-MIN_EXAMPLES = 500
-# An output with fewer words than this is "very short"; warn when this share of outputs is.
-SHORT_OUTPUT_WORDS = 5
-SHORT_OUTPUT_SHARE = 0.2
-# Warn when this share of outputs holds numbers or dates that their input does not.
-FACT_LEAK_SHARE = 0.2
-# Numbers of 2+ digits, with inner separators (1,250 / 3.5 / 2024-01-31 / 10:30). Single digits
-# are left out: list markers ("1.", "2.") are style, not facts.
-_NUMBER = re.compile(r"\d+(?:[.,:/-]\d+)*")
+NEAR_DUPLICATE = 0.9  # least Jaccard similarity of word 3-grams (input + output) that counts
+WORST_LEAKS = 10  # leaking lines listed as line warnings, most facts first
+WORST_IN_WARNING = 3  # of which the warning sentence names this many
+COMMON_FACTS = 5  # the facts leaked most often (by two outputs or more), named with their counts
+LISTED_LINES = 8  # lines a summary warning names before "..."
 
 
 @dataclass
@@ -33,16 +45,29 @@ class CheckReport:
     """The outcome of `check_examples`.
 
     Attributes:
-        ok: true when no line has a problem.
+        ok: true when no line has a problem (an error).
         examples: usable examples (lines with problems are not counted).
-        problems: one per unusable line, in file order.
+        problems: errors, one per unusable line, in file order.
         warnings: advice on the dataset as a whole; they never make ``ok`` false.
+        line_warnings: lines worth a look that still train, in file order (same fields as problems).
+        size: where the number of usable examples stands on the guidance scale.
+        lengths: ``{"unit", "tokenizer", "limit", "longest", "median", "over_limit"}`` of the
+            examples; unit "tokens" (measured) or "estimated tokens" (from characters).
+        fact_leak: ``{"share", "examples", "common": [{"fact", "examples"}],
+            "worst": [{"source", "line", "facts"}]}``: the share of outputs stating facts absent
+            from their input, the facts leaked most often, and the lines leaking the most.
+        seconds: how long the check took.
     """
 
     ok: bool
     examples: int
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    line_warnings: list[Problem] = field(default_factory=list)
+    size: str = ""
+    lengths: dict[str, Any] | None = None
+    fact_leak: dict[str, Any] | None = None
+    seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """The ``hybrid tune --check --json`` document."""
@@ -51,6 +76,11 @@ class CheckReport:
             "examples": self.examples,
             "problems": [p.to_dict() for p in self.problems],
             "warnings": list(self.warnings),
+            "line_warnings": [p.to_dict() for p in self.line_warnings],
+            "size": self.size,
+            "lengths": self.lengths,
+            "fact_leak": self.fact_leak,
+            "seconds": round(self.seconds, 2),
         }
 
 
@@ -58,7 +88,9 @@ def check_examples(
     paths: str | Path | Sequence[str | Path],
     *,
     tokenizer: Any = None,
-    max_tokens: int = 2048,
+    tokenizer_name: str | None = None,
+    why_no_tokenizer: str | None = None,
+    max_tokens: int = TuneConfig.max_length,
     input_column: str | None = None,
     output_column: str | None = None,
 ) -> CheckReport:
@@ -66,9 +98,12 @@ def check_examples(
 
     Args:
         paths: one example file or several (JSONL or CSV; see `read_examples`).
-        tokenizer: a Hugging Face tokenizer with a chat template; when given, examples longer
-            than ``max_tokens`` after templating are ``too_long`` problems.
-        max_tokens: the longest allowed example, in tokens.
+        tokenizer: the base model's tokenizer (see `tune.load_tokenizer`); examples longer than
+            ``max_tokens`` after its chat template are ``too_long`` problems. Without it,
+            lengths are estimated from characters and only flagged as ``maybe_too_long``.
+        tokenizer_name: what to call the tokenizer in messages (the base model's name).
+        why_no_tokenizer: why there is none, for the note saying lengths are estimated.
+        max_tokens: the longest example training keeps (`TuneConfig.max_length`), in tokens.
         input_column: the input field or CSV column; default: detected.
         output_column: the output field or CSV column; default: detected.
 
@@ -76,7 +111,8 @@ def check_examples(
         DataError: a file is missing or unreadable as a whole.
     """
     return inspect_examples(
-        paths, tokenizer=tokenizer, max_tokens=max_tokens, input_column=input_column, output_column=output_column
+        paths, tokenizer=tokenizer, tokenizer_name=tokenizer_name, why_no_tokenizer=why_no_tokenizer,
+        max_tokens=max_tokens, input_column=input_column, output_column=output_column,
     )[1]
 
 
@@ -84,11 +120,14 @@ def inspect_examples(
     paths: str | Path | Sequence[str | Path],
     *,
     tokenizer: Any = None,
-    max_tokens: int = 2048,
+    tokenizer_name: str | None = None,
+    why_no_tokenizer: str | None = None,
+    max_tokens: int = TuneConfig.max_length,
     input_column: str | None = None,
     output_column: str | None = None,
 ) -> tuple[list[Example], CheckReport]:
     """`check_examples`, also returning the usable examples (what ``--force`` trains on)."""
+    started = time.perf_counter()
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     examples: list[Example] = []
     problems: list[Problem] = []
@@ -98,96 +137,216 @@ def inspect_examples(
             bad = [Problem(0, "no_examples", f"{path} holds no examples; add one example per line", str(path))]
         examples += found
         problems += bad
-    usable = []
-    seen: dict[str, Example] = {}
-    answered: dict[str, Example] = {}
-    for example in examples:
-        problem = _duplicate_or_conflict(example, seen, answered)
-        if problem is None and tokenizer is not None:
-            length = count_chat_tokens(tokenizer, example.messages)
-            if length > max_tokens:
-                problem = (
-                    "too_long",
-                    f"{length} tokens after the chat template, over the limit of {max_tokens}; shorten it or split it",
-                )
-        if problem is None:
-            usable.append(example)
-        else:
-            problems.append(Problem(example.line, problem[0], problem[1], example.source))
+    flagged: list[Problem] = []
+    kept, loose = _without_repeats(examples, problems)
+    warnings: list[str] = []
+    measure = _Measure(tokenizer, tokenizer_name, why_no_tokenizer, max_tokens)
+    usable, lengths = _within_length(kept, measure, problems, flagged, warnings)
+    _near_repeats(usable, loose, flagged, warnings)
+    leak_summary = _fact_leaks(usable, flagged, warnings)
+    if short := advice.short_output_warning([" ".join(_outputs(e)) for e in usable]):
+        warnings.insert(0, short)
+    if usable and (size := advice.size_warning(len(usable))):
+        warnings.insert(0, size)
     order = {str(Path(p)): i for i, p in enumerate(paths)}
-    problems.sort(key=lambda p: (order.get(str(Path(p.source)), 0), p.line))
-    report = CheckReport(ok=not problems, examples=len(usable), problems=problems, warnings=dataset_warnings(usable))
+
+    def in_file_order(problem: Problem) -> tuple[int, int]:
+        return order.get(str(Path(problem.source)), 0), problem.line
+
+    report = CheckReport(
+        ok=not problems,
+        examples=len(usable),
+        problems=sorted(problems, key=in_file_order),
+        warnings=warnings,
+        line_warnings=sorted(flagged, key=in_file_order),
+        size=advice.size_guidance(len(usable)) if usable else "no usable examples",
+        lengths=lengths,
+        fact_leak=leak_summary,
+        seconds=time.perf_counter() - started,
+    )
     return usable, report
 
 
-def _duplicate_or_conflict(
-    example: Example, seen: dict[str, Example], answered: dict[str, Example]
-) -> tuple[str, str] | None:
-    whole = json.dumps(example.messages, sort_keys=True)
-    prompt = json.dumps(example.messages[:-1], sort_keys=True)
-    if whole in seen:
-        return "duplicate", f"exact duplicate of {_where(seen[whole], example)}; remove one of them"
-    if example.messages[-1]["role"] == "assistant" and prompt in answered:
-        return (
-            "conflict",
-            f"same input as {_where(answered[prompt], example)} but a different output; keep the better one",
-        )
-    seen[whole] = example
-    answered.setdefault(prompt, example)
-    return None
+def _without_repeats(examples: list[Example], problems: list[Problem]) -> tuple[list[Example], dict[int, Example]]:
+    """Drop exact duplicates and same-input conflicts (errors).
+
+    Returns:
+        The other examples, and ``{id(example): earlier}`` for each whose input equals an
+        earlier one's apart from case, spacing and punctuation, with another output.
+    """
+    kept = []
+    seen: dict[str, Example] = {}
+    answered: dict[str, Example] = {}
+    loosely: dict[str, Example] = {}
+    loose: dict[int, Example] = {}
+    for example in examples:
+        whole = json.dumps(example.messages, sort_keys=True)
+        prompt = json.dumps(example.messages[:-1], sort_keys=True)
+        if whole in seen:
+            problems.append(_at(example, "duplicate", f"exact duplicate of {_where(seen[whole], example)}; remove one of them"))
+            continue
+        if prompt in answered:
+            problems.append(_at(example, "conflict", (
+                f"same input as {_where(answered[prompt], example)} but a different output; keep the better one"
+            )))
+            continue
+        seen[whole] = example
+        answered[prompt] = example
+        kept.append(example)
+        loose_prompt = " ".join(words(" ".join(m["content"] for m in example.messages[:-1])))
+        if loose_prompt in loosely:
+            loose[id(example)] = loosely[loose_prompt]
+        else:
+            loosely[loose_prompt] = example
+    return kept, loose
 
 
-def _where(earlier: Example, later: Example) -> str:
-    return f"line {earlier.line}" if earlier.source == later.source else f"{earlier.source} line {earlier.line}"
+@dataclass(frozen=True)
+class _Measure:
+    tokenizer: Any
+    name: str | None
+    why_not: str | None
+    limit: int
 
 
-def dataset_warnings(examples: Sequence[Example]) -> list[str]:
-    """Plain-words advice on a set of usable examples (size, short outputs, leaked facts)."""
-    n = len(examples)
-    if n == 0:
-        return []
-    warnings = []
-    if n < MIN_EXAMPLES:
+def _within_length(
+    kept: list[Example], measure: _Measure, problems: list[Problem], flagged: list[Problem], warnings: list[str]
+) -> tuple[list[Example], dict[str, Any] | None]:
+    """Measure every example; over-long ones are problems (measured) or line warnings (estimated)."""
+    if not kept:
+        return kept, None
+    max_tokens, why_not, lengths = measure.limit, measure.why_not, None
+    if measure.tokenizer is not None:
+        try:
+            lengths = count_tokens(measure.tokenizer, [e.messages for e in kept])
+        except TuneError as exc:  # no chat template: training refuses this base model too
+            why_not = str(exc)
+    measured = lengths is not None
+    if not measured:
+        lengths = estimate_tokens([e.messages for e in kept])
         warnings.append(
-            f"only {n} examples: below about {MIN_EXAMPLES}, a LoRA adapter is unlikely to specialise meaningfully. "
-            "500-2,000 good examples suit a house style or format; 5,000-50,000 are needed for a large change of "
-            "behaviour. Quality beats quantity: fix or drop weak examples before adding more."
+            f"lengths are estimated from characters (about {CHARS_PER_TOKEN} per token), so over-long examples are "
+            f"flagged, not refused: {why_not or 'no tokenizer was given'}"
         )
-    outputs = [_outputs(e) for e in examples]
-    short = sum(1 for out in outputs if len(" ".join(out).split()) < SHORT_OUTPUT_WORDS)
-    if short / n >= SHORT_OUTPUT_SHARE:
+    template = "the chat template"  # the tokenizer's name is in the report's lengths
+    usable = []
+    for example, length in zip(kept, lengths):
+        if length <= max_tokens:
+            usable.append(example)
+        elif measured:
+            problems.append(_at(example, "too_long", (
+                f"{length:,} tokens after {template}, over the limit of {max_tokens:,}: training would cut its end off; "
+                "shorten or split it, or raise --max-length"
+            )))
+        else:
+            usable.append(example)
+            flagged.append(_at(example, "maybe_too_long", (
+                f"about {length:,} tokens (estimated from characters), over the limit of {max_tokens:,}: training "
+                "would cut its end off; shorten or split it"
+            )))
+    ordered = sorted(lengths)
+    summary = {
+        "unit": "tokens" if measured else "estimated tokens",
+        "tokenizer": measure.name if measured else None,
+        "limit": max_tokens,
+        "longest": ordered[-1],
+        "median": int(statistics.median(ordered)),
+        "over_limit": sum(1 for n in lengths if n > max_tokens),
+    }
+    return usable, summary
+
+
+def _near_repeats(
+    usable: list[Example], loose: dict[int, Example], flagged: list[Problem], warnings: list[str]
+) -> None:
+    """Flag near duplicates, then inputs repeated up to case and punctuation with other outputs.
+
+    An example can be both; it is reported once, as a near duplicate.
+    """
+    texts = ["\n".join(m["content"] for m in e.messages if m["role"] != "system") for e in usable]
+    repeats = near_duplicates(texts, NEAR_DUPLICATE)
+    for duplicate in repeats:
+        example, earlier = usable[duplicate.index], usable[duplicate.earlier]
+        same = "the same text once case, spacing and punctuation are folded" if duplicate.similarity == 1.0 else (
+            f"{duplicate.similarity:.0%} of its word 3-grams shared"
+        )
+        flagged.append(_at(example, "near_duplicate", f"nearly repeats {_where(earlier, example)} ({same}); drop one or vary it"))
+    if repeats:
+        pairs = [f"{usable[d.index].line}~{usable[d.earlier].line}" for d in repeats]
         warnings.append(
-            f"{short} of {n} outputs ({short / n:.0%}) are very short (under {SHORT_OUTPUT_WORDS} words); the adapter "
-            "will learn to answer tersely. If the house style is fuller, give complete answers."
+            f"{_count(len(repeats), 'example')} nearly {'repeats an earlier one' if len(repeats) == 1 else 'repeat earlier ones'} "
+            f"(lines {_listed(pairs)}): each near duplicate weighs one wording again, so the adapter over-learns it. "
+            "Quality beats quantity: drop or vary them."
         )
-    leaks = [(e, sorted(_leaked_numbers(e))) for e in examples]
-    leaks = [(e, found) for e, found in leaks if found]
-    if len(leaks) / n >= FACT_LEAK_SHARE:
-        first, found = leaks[0]
+    near = {id(usable[d.index]) for d in repeats}
+    # The same input apart from case, spacing and punctuation, with another output: often
+    # deliberate variation (datasets vary how a question is typed), so a warning, not an error.
+    varied = [(e, loose[id(e)]) for e in usable if id(e) in loose and id(e) not in near]
+    for example, earlier in varied:
+        flagged.append(_at(example, "near_conflict", (
+            f"same input as {_where(earlier, example)} apart from case, spacing or punctuation, with a different "
+            "output; keep both only if both are answers in the house style"
+        )))
+    if varied:
         warnings.append(
-            f"{len(leaks)} of {n} outputs ({len(leaks) / n:.0%}) contain numbers or dates that are not in their input "
-            f"(e.g. {first.source} line {first.line}: {', '.join(found[:3])}). Facts belong in retrieval, not the "
-            "adapter: trained on them, it learns to invent figures. Keep outputs to what the input says and let the "
-            "document index supply the facts."
+            f"{_count(len(varied), 'input')} {'repeats' if len(varied) == 1 else 'repeat'} an earlier input apart from "
+            f"case, spacing or punctuation, with a different output (lines {_listed([str(e.line) for e, _ in varied])}). "
+            "Varied answers to one question teach an average of them; keep the variation only if every answer is in "
+            "the house style."
         )
-    return warnings
+
+
+def _fact_leaks(usable: list[Example], flagged: list[Problem], warnings: list[str]) -> dict[str, Any] | None:
+    if not usable:
+        return None
+    pairs = [
+        ("\n".join(m["content"] for m in e.messages if m["role"] != "assistant"), "\n".join(_outputs(e)))
+        for e in usable
+    ]
+    leaks = find_leaks(pairs)
+    worst = sorted(leaks, key=lambda leak: (-len(leak.facts), leak.index))[:WORST_LEAKS]
+    for leak in worst:
+        example = usable[leak.index]
+        flagged.append(_at(example, "fact_leak", (
+            f"the output states {_facts(leak.facts)}, not in its input; facts belong in retrieval, not the adapter"
+        )))
+    named = [f"{Path(usable[leak.index].source).name} line {usable[leak.index].line}: {_facts(leak.facts, 4)}"
+             for leak in worst[:WORST_IN_WARNING]]
+    often = [(f, n) for f, n in Counter(f for leak in leaks for f in leak.facts).most_common(COMMON_FACTS) if n > 1]
+    common = [f"{fact} ({_count(count, 'output')})" for fact, count in often]
+    if warning := advice.fact_leak_warning(len(leaks), len(usable), named, common):
+        warnings.append(warning)
+    return {
+        "share": round(len(leaks) / len(usable), 4),
+        "examples": len(leaks),
+        "common": [{"fact": fact, "examples": count} for fact, count in often],
+        "worst": [
+            {"source": usable[leak.index].source, "line": usable[leak.index].line, "facts": list(leak.facts)}
+            for leak in worst
+        ],
+    }
+
+
+def _facts(facts: Sequence[str], most: int = 8) -> str:
+    shown = ", ".join(facts[:most])
+    return shown + (f" and {len(facts) - most} more" if len(facts) > most else "")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _listed(items: Sequence[str]) -> str:
+    return ", ".join(items[:LISTED_LINES]) + (", ..." if len(items) > LISTED_LINES else "")
+
+
+def _at(example: Example, code: str, message: str) -> Problem:
+    return Problem(example.line, code, message, example.source)
 
 
 def _outputs(example: Example) -> list[str]:
     return [m["content"] for m in example.messages if m["role"] == "assistant"]
 
 
-def _leaked_numbers(example: Example) -> set[str]:
-    given = " ".join(m["content"] for m in example.messages if m["role"] != "assistant")
-    given_numbers = _numbers([given])
-    return {n for n in _numbers(_outputs(example)) if n not in given_numbers and n not in given}
-
-
-def _numbers(texts: Iterable[str]) -> set[str]:
-    found = set()
-    for text in texts:
-        for match in _NUMBER.findall(text):
-            number = match.replace(",", "").rstrip(".")
-            if sum(ch.isdigit() for ch in number) >= 2:
-                found.add(number)
-    return found
+def _where(earlier: Example, later: Example) -> str:
+    return f"line {earlier.line}" if earlier.source == later.source else f"{earlier.source} line {earlier.line}"

@@ -97,7 +97,31 @@ def chat_to_messages(messages: Any) -> tuple[dict, ...]:
         asked = [m for m in normalised[:index] if m["role"] == "user"]
         if not asked or not asked[-1]["content"].strip():
             raise LineProblem("empty_input", f"message {index + 1} (assistant) answers no user input; add the input")
+    _check_turns(normalised)
     return tuple(normalised)
+
+
+def _check_turns(messages: list[dict]) -> None:
+    """User and assistant take turns, and the last word is the assistant's.
+
+    Chat templates assume alternation (some raise without it), and a user turn left without a
+    reply costs tokens and teaches nothing.
+    """
+    previous = None
+    for index, message in enumerate(messages):
+        role = message["role"]
+        if role == previous and role != "system":
+            raise LineProblem(
+                "bad_role",
+                f"message {index + 1} is a second {role} message in a row; merge the two, or put the "
+                f"{'assistant reply' if role == 'user' else 'user turn'} between them",
+            )
+        previous = role
+    if messages[-1]["role"] == "user":
+        raise LineProblem(
+            "missing_output",
+            f"the last message ({len(messages)}, user) gets no assistant reply; add the reply or remove the message",
+        )
 
 
 def _content(content: Any, index: int) -> str:

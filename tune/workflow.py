@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from tune.check import CheckReport, inspect_examples
 from tune.config import TuneConfig
-from tune.errors import DataError, DatasetError
+from tune.errors import DataError, DatasetError, TuneError
 from tune.registry import AdapterRegistry, AdapterVersion, validate_name
+from tune.tokens import load_tokenizer
 from tune.train import Progress, TrainResult, train_adapter
 
 
@@ -72,15 +74,16 @@ def tune(
     validate_name(name)
     paths = [Path(example_paths)] if isinstance(example_paths, (str, Path)) else [Path(p) for p in example_paths]
     columns = {"input_column": input_column, "output_column": output_column}
-    # No tokenizer here on purpose: over-long examples are cut with a warning, not refused.
-    examples, report = inspect_examples(paths, **columns)
+    # The same check as `hybrid tune --check`, lengths measured with the base model's tokenizer.
+    checking = {**columns, **_tokenizer_of(base_model_dir, base_model_spec), "max_tokens": config.max_length}
+    examples, report = inspect_examples(paths, **checking)
     if not report.ok and not force:
         raise DatasetError(_refusal(report, "training examples"), report)
     if not examples:
         raise DataError(f"no usable training examples in {', '.join(map(str, paths))}; see them with --check")
     eval_examples = None
     if eval_path is not None:
-        eval_examples, eval_report = inspect_examples(eval_path, **columns)
+        eval_examples, eval_report = inspect_examples(eval_path, **checking)
         if not eval_report.ok and not force:
             raise DatasetError(_refusal(eval_report, "evaluation examples"), eval_report)
         overlap = _overlap(examples, eval_examples)
@@ -123,6 +126,16 @@ def tune(
         registry.discard(name, version)
         raise
     return TuneOutcome(finished, result, len(examples), report)
+
+
+def _tokenizer_of(base_model_dir: Path, spec: str) -> dict[str, Any]:
+    """``tokenizer`` and ``tokenizer_name`` for the check; none when the base model has no usable
+    tokenizer (training then fails with the reason, inside the new version it removes)."""
+    try:
+        name = Path(spec).name if Path(spec).is_dir() else spec
+        return {"tokenizer": load_tokenizer(base_model_dir, base_model_dir), "tokenizer_name": name}
+    except TuneError:
+        return {}
 
 
 def _refusal(report: CheckReport, what: str) -> str:

@@ -20,6 +20,10 @@ from hybrid.cli._common import FAILURE, OK, PARTIAL, allow_download_option, emit
 @click.option("--learning-rate", type=click.FloatRange(0, 1, min_open=True), default=None, help="Peak learning rate [default: 2e-4].")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="Examples per optimiser step [default: 8].")
 @click.option("--rank", type=click.IntRange(1), default=None, help="LoRA rank [default: 8].")
+@click.option(
+    "--max-length", type=click.IntRange(16), default=None,
+    help="Longest example in base-model tokens; --check refuses longer ones [default: 1024].",
+)
 @click.option("--eval", "eval_path", type=click.Path(dir_okay=False), default=None, help="Held-out examples: loss before and after.")
 @click.option("--force", is_flag=True, help="Train even when --check finds problems (bad lines are skipped).")
 @click.option("--input-column", default=None, help="CSV: the column holding the input.")
@@ -37,6 +41,7 @@ def tune(
     learning_rate: float | None,
     batch_size: int | None,
     rank: int | None,
+    max_length: int | None,
     eval_path: str | None,
     force: bool,
     input_column: str | None,
@@ -50,14 +55,14 @@ def tune(
     pipe = Pipeline(settings_from(base_model=base_model, allow_download=allow_download))
     columns = {"input_column": input_column, "output_column": output_column}
     if check_only:
-        report = pipe.check(list(examples), **columns)
+        report = pipe.check(list(examples), base_model=base_model, max_length=max_length, **columns)
         emit(report.to_dict(), as_json, _human_check)
         return OK if report.ok else FAILURE
     with _progress_bar() as progress:
         outcome = pipe.tune(
             list(examples), name=name, base_model=base_model, eval_path=eval_path, force=force,
             progress=progress, epochs=epochs, max_steps=max_steps, learning_rate=learning_rate,
-            batch_size=batch_size, rank=rank, **columns,
+            batch_size=batch_size, rank=rank, max_length=max_length, **columns,
         )
     result = outcome.result
     payload = {
@@ -70,6 +75,7 @@ def tune(
         "seconds": round(result.seconds, 1),
         "warnings": list(outcome.check.warnings) + list(result.warnings),
         "problems": [p.to_dict() for p in outcome.check.problems],  # the lines --force skipped
+        "line_warnings": [p.to_dict() for p in outcome.check.line_warnings],
     }
     emit(payload, as_json, _human_tune)
     # --force trained on the good lines only: partial success, as for ingest.
@@ -105,10 +111,40 @@ class _progress_bar:
 
 
 def _human_check(r: dict) -> str:
-    lines = [f"{r['examples']} examples: {'ok' if r['ok'] else str(len(r['problems'])) + ' problems'}"]
-    lines += [f"  line {p['line']}: [{p['code']}] {p['message']}" for p in r["problems"]]
-    lines += [f"  warning: {w}" for w in r["warnings"]]
+    n, errors, flagged = r["examples"], r["problems"], r["line_warnings"]
+    verdict = "ok" if r["ok"] else f"{_count(len(errors), 'error')}: lines that cannot be used"
+    lines = [f"{_count(n, 'usable example')}: {verdict} (checked in {r['seconds']:.1f} s)"]
+    if r["size"] and r["size"] not in r["warnings"]:
+        lines.append(f"size: {r['size']}")
+    if lengths := r["lengths"]:
+        by = f"{lengths['tokenizer']} tokenizer" if lengths["tokenizer"] else "estimated from characters"
+        lines.append(
+            f"length: median {lengths['median']:,}, longest {lengths['longest']:,} {lengths['unit']} ({by}); "
+            f"limit {lengths['limit']:,}, {lengths['over_limit']:,} over"
+        )
+    lines += _grouped("errors (fix them, or --force skips these lines)", errors, most=10)
+    lines += _grouped("line warnings (these lines still train; look at them)", flagged, most=5)
+    if r["warnings"]:
+        lines.append("warnings:")
+        lines += [f"  - {w}" for w in r["warnings"]]
     return "\n".join(lines)
+
+
+def _grouped(title: str, items: list[dict], most: int) -> list[str]:
+    """``FILE:LINE: [code] message`` per item, grouped by code, the first ``most`` of each code."""
+    if not items:
+        return []
+    lines = [f"{title}:"]
+    for code in dict.fromkeys(p["code"] for p in items):
+        same = [p for p in items if p["code"] == code]
+        lines += [f"  {p['source']}:{p['line']}: [{code}] {p['message']}" for p in same[:most]]
+        if len(same) > most:
+            lines.append(f"  ... and {len(same) - most:,} more [{code}] (--json lists them all)")
+    return lines
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _human_tune(r: dict) -> str:
@@ -117,4 +153,6 @@ def _human_tune(r: dict) -> str:
     if r["eval_loss"] is not None:
         lines.append(f"  held-out loss {r['base_eval_loss']:.3f} (base model) -> {r['eval_loss']:.3f} (adapter)")
     lines += [f"  warning: {w}" for w in r["warnings"]]
+    if r["line_warnings"]:
+        lines.append(f"  {len(r['line_warnings'])} line warnings (near duplicates, leaked facts...): see them with --check")
     return "\n".join(lines)

@@ -39,15 +39,32 @@ def test_every_problem_code_names_its_line(tmp_path: Path, write_jsonl) -> None:
     assert "over the limit of 100" in by_code["too_long"].message
     assert report.ok is False and report.examples == 1
     document = report.to_dict()
-    assert set(document) == {"ok", "examples", "problems", "warnings"}
-    assert {"line", "code", "message"} <= set(document["problems"][0])
+    assert {"ok", "examples", "problems", "warnings", "line_warnings", "lengths", "fact_leak", "size"} <= set(document)
+    assert {"line", "code", "message", "source"} <= set(document["problems"][0])
     json.dumps(document)
 
 
-def test_too_long_needs_a_tokenizer(tmp_path: Path, write_jsonl) -> None:
+def test_without_a_tokenizer_lengths_are_estimated_and_only_flagged(tmp_path: Path, write_jsonl) -> None:
     path = write_jsonl(tmp_path / "long.jsonl", [chat("word " * 500, "A reply of some words here.")])
-    assert check_examples(path).ok
-    assert codes(check_examples(path, tokenizer=make_tiny_tokenizer(), max_tokens=64)) == [(1, "too_long")]
+    estimated = check_examples(path, max_tokens=64)
+    assert estimated.ok and codes(estimated) == []
+    assert [(p.line, p.code) for p in estimated.line_warnings] == [(1, "maybe_too_long")]
+    assert estimated.lengths["unit"] == "estimated tokens" and estimated.lengths["tokenizer"] is None
+    assert any("estimated from characters" in w for w in estimated.warnings)
+    measured = check_examples(path, tokenizer=make_tiny_tokenizer(), tokenizer_name="tiny", max_tokens=64)
+    assert codes(measured) == [(1, "too_long")] and measured.examples == 0
+    assert measured.lengths["unit"] == "tokens" and measured.lengths["tokenizer"] == "tiny"
+    assert measured.lengths["over_limit"] == 1 and measured.lengths["longest"] > 500
+    assert not any("estimated" in w for w in measured.warnings)
+
+
+def test_a_tokenizer_without_chat_template_falls_back_to_the_estimate(tmp_path: Path, write_jsonl) -> None:
+    tokenizer = make_tiny_tokenizer()
+    tokenizer.chat_template = None
+    report = check_examples(write_jsonl(tmp_path / "ex.jsonl", [chat("Hi there", "Hello, how can we help?")]),
+                            tokenizer=tokenizer)
+    assert report.lengths["unit"] == "estimated tokens"
+    assert any("no chat template" in w for w in report.warnings)
 
 
 def test_duplicates_across_files_name_the_other_file(tmp_path: Path, write_jsonl) -> None:
@@ -62,9 +79,9 @@ def test_duplicates_across_files_name_the_other_file(tmp_path: Path, write_jsonl
 def test_clean_small_dataset_is_ok_but_warned_about_size(tmp_path: Path, write_jsonl) -> None:
     records = [chat(f"Question number {i} about my account", f"Thanks for asking about item {i}, here is what to do.")
                for i in range(20)]
-    report = check_examples(write_jsonl(tmp_path / "small.jsonl", records))
-    assert report.ok and report.examples == 20 and report.problems == []
-    assert len(report.warnings) == 1
+    report = check_examples(write_jsonl(tmp_path / "small.jsonl", records), tokenizer=make_tiny_tokenizer())
+    assert report.ok and report.examples == 20 and report.problems == [] and report.line_warnings == []
+    assert len(report.warnings) == 1 and report.size == report.warnings[0]
     assert "only 20 examples" in report.warnings[0] and "500-2,000" in report.warnings[0]
     assert "5,000-50,000" in report.warnings[0] and "Quality beats quantity" in report.warnings[0]
 
@@ -72,24 +89,55 @@ def test_clean_small_dataset_is_ok_but_warned_about_size(tmp_path: Path, write_j
 def test_enough_examples_drop_the_size_warning(tmp_path: Path, write_jsonl) -> None:
     records = [chat(f"Question number {i} about my account", "Thanks for asking, here is what to do next.")
                for i in range(500)]
-    assert check_examples(write_jsonl(tmp_path / "big.jsonl", records)).warnings == []
+    report = check_examples(write_jsonl(tmp_path / "big.jsonl", records), tokenizer=make_tiny_tokenizer())
+    assert report.warnings == [] and report.line_warnings == []
+    assert report.size.startswith("500 examples: in the 500-2,000 range that suits a house style or format")
+
+
+def test_size_guidance_places_every_count_on_the_scale() -> None:
+    from tune.advice import size_guidance, size_warning
+
+    assert "unlikely to specialise" in size_guidance(499) and size_warning(499)
+    assert "500-2,000 range" in size_guidance(2_000) and size_warning(2_000) is None
+    assert "more than a house style or format needs" in size_guidance(4_514) and size_warning(4_514) is None
+    assert "5,000-50,000 range" in size_guidance(50_000) and size_warning(50_000) is None
+    assert "beyond 50,000" in size_guidance(50_001) and size_warning(50_001)
 
 
 def test_short_outputs_and_leaked_facts_are_warned(tmp_path: Path, write_jsonl) -> None:
     short = [chat(f"Is order {i} shipped?", "Yes.") for i in range(10)]
     leaky = [chat(f"When did review {i} appear?", f"It was published in {1990 + i} with 4,{i}00 patients.")
              for i in range(10)]
-    warnings = " ".join(check_examples(write_jsonl(tmp_path / "w.jsonl", short + leaky)).warnings)
+    report = check_examples(write_jsonl(tmp_path / "w.jsonl", short + leaky))
+    warnings = " ".join(report.warnings)
     assert "very short" in warnings and "10 of 20" in warnings
     assert "not in their input" in warnings and "Facts belong in retrieval, not the adapter" in warnings
+    assert report.fact_leak["examples"] == 10 and report.fact_leak["share"] == 0.5
+    # The worst lines come first: every leaky line leaks a year and a patient count.
+    assert [w["line"] for w in report.fact_leak["worst"]] == list(range(11, 21))
+    assert report.fact_leak["worst"][0]["facts"] == ["1990", "4000"]
+    assert {(p.line, p.code) for p in report.line_warnings} == {(line, "fact_leak") for line in range(11, 21)}
 
 
 def test_numbers_from_the_input_and_list_markers_are_not_leaks(tmp_path: Path, write_jsonl) -> None:
     records = [chat(f"Trial {i}: 1,250 patients, risk ratio 0.{i}5.",
                     f"1. The trial had 1250 patients.\n2. The risk ratio was 0.{i}5, a small effect overall.")
                for i in range(10)]
-    warnings = " ".join(check_examples(write_jsonl(tmp_path / "ok.jsonl", records)).warnings)
-    assert "not in their input" not in warnings
+    report = check_examples(write_jsonl(tmp_path / "ok.jsonl", records))
+    assert "not in their input" not in " ".join(report.warnings)
+    assert report.fact_leak == {"share": 0.0, "examples": 0, "common": [], "worst": []}
+
+
+def test_inputs_equal_up_to_case_with_other_outputs_are_flagged_not_refused(tmp_path: Path, write_jsonl) -> None:
+    path = write_jsonl(tmp_path / "varied.jsonl", [
+        chat("How do I cancel my order?", "Open your orders and press Cancel next to the order."),
+        chat("how do i cancel my order", "Go to the orders page, find the order and choose Cancel."),
+    ])
+    report = check_examples(path)
+    assert report.ok and report.examples == 2
+    assert [(p.line, p.code) for p in report.line_warnings] == [(2, "near_conflict")]
+    assert "line 1" in report.line_warnings[0].message
+    assert any("repeats an earlier input apart from case" in w for w in report.warnings)
 
 
 def test_an_empty_file_is_a_problem(tmp_path: Path) -> None:

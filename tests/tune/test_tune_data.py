@@ -102,3 +102,30 @@ def test_missing_file_raises(tmp_path: Path) -> None:
         read_examples(tmp_path / "nope.jsonl")
     with pytest.raises(DataError, match="directory"):
         read_examples(tmp_path)
+
+
+def test_turns_must_alternate_and_end_with_the_assistant(tmp_path: Path, write_jsonl) -> None:
+    user, bot = ({"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."})
+    path = write_jsonl(tmp_path / "turns.jsonl", [
+        {"messages": [user, bot, user, bot]},                                   # 1 ok
+        {"messages": [user, user, bot]},                                        # 2 two users in a row
+        {"messages": [user, bot, bot]},                                         # 3 two replies in a row
+        {"messages": [user, bot, user]},                                        # 4 the last turn unanswered
+        {"messages": [{"role": "system", "content": "Be brief."}, user, bot]},  # 5 ok
+        {"messages": [user, {"role": "system", "content": "Be brief."}, bot]},  # 6 system not first
+    ])
+    examples, problems = read_examples(path)
+    assert [e.line for e in examples] == [1, 5]
+    assert [(p.line, p.code) for p in problems] == [(2, "bad_role"), (3, "bad_role"), (4, "missing_output"), (6, "bad_role")]
+    assert "second user message" in problems[0].message and "second assistant message" in problems[1].message
+    assert "gets no assistant reply" in problems[2].message
+
+
+def test_csv_names_the_available_columns_when_a_flag_is_wrong(tmp_path: Path) -> None:
+    path = tmp_path / "support.csv"
+    path.write_text("flags,instruction,category,response\nB,How do I cancel?,ORDER,Open Orders and press Cancel.\n")
+    examples, problems = read_examples(path, input_column="instruction", output_column="response")
+    assert problems == [] and examples[0].messages[1]["content"] == "Open Orders and press Cancel."
+    _, problems = read_examples(path, input_column="question", output_column="response")
+    assert [(p.line, p.code) for p in problems] == [(1, "unknown_format")]
+    assert "flags, instruction, category, response" in problems[0].message and "'question'" in problems[0].message

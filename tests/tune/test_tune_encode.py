@@ -54,3 +54,18 @@ def test_mask_on_the_real_smollm2_tokenizer(smollm2_dir) -> None:
     tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
     assert tokenizer.eos_token == "<|im_end|>"
     check_mask(tokenizer)
+
+
+@pytest.mark.parametrize("system", [None, "Answer in the house style."])
+def test_a_multi_turn_chat_file_learns_every_assistant_turn(tmp_path, write_jsonl, system) -> None:
+    from tune import read_examples
+
+    turns = [{"role": "user", "content": "Where is my parcel?"}, {"role": "assistant", "content": "It left today."},
+             {"role": "user", "content": "When will it arrive?"}, {"role": "assistant", "content": "Within two days."}]
+    messages = ([{"role": "system", "content": system}] if system else []) + turns
+    (example,), problems = read_examples(write_jsonl(tmp_path / "chat.jsonl", [{"messages": messages}]))
+    assert problems == [] and [m["role"] for m in example.messages][-4:] == ["user", "assistant"] * 2
+    tokenizer = make_tiny_tokenizer()
+    encoded = encode_example(tokenizer, example.messages, max_length=4096)
+    end = tokenizer.eos_token
+    assert learnt_text(tokenizer, encoded) == f"It left today.{end}Within two days.{end}"

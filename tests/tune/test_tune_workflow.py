@@ -62,3 +62,21 @@ def test_a_failed_run_leaves_no_version(tmp_path, write_jsonl, house_examples) -
     with pytest.raises(Exception):
         run(data, registry, tmp_path / "no-model-here")
     assert list((tmp_path / "adapters" / "house").iterdir()) == []
+
+
+def test_over_long_examples_are_measured_with_the_base_tokenizer_and_refused(
+    tmp_path, tiny_model_dir, write_jsonl, house_examples
+) -> None:
+    long = {"messages": [{"role": "user", "content": "Please help. " * 200},
+                         {"role": "assistant", "content": "Dear customer, we will help."}]}
+    data = write_jsonl(tmp_path / "long.jsonl", house_examples(4) + [long])
+    registry = AdapterRegistry(tmp_path / "adapters")
+    config = TuneConfig(max_steps=1, batch_size=4, max_length=128)
+    with pytest.raises(DatasetError) as caught:
+        tune(data, name="house", registry=registry, base_model_dir=tiny_model_dir, base_model_spec=str(tiny_model_dir),
+             config=config)
+    assert [(p.line, p.code) for p in caught.value.report.problems] == [(5, "too_long")]
+    assert caught.value.report.lengths["tokenizer"] == tiny_model_dir.name
+    outcome = tune(data, name="house", registry=registry, base_model_dir=tiny_model_dir,
+                   base_model_spec=str(tiny_model_dir), config=config, force=True)
+    assert outcome.examples == 4 and outcome.version.meta["examples"] == 4
