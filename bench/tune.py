@@ -28,10 +28,10 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"
 sys.path.insert(0, str(ROOT))
 
 
-def _examples(path: str, count: int, seed: int):
+def _examples(path: str, count: int, seed: int, columns: tuple[str | None, str | None] = (None, None)):
     import tune
 
-    examples, problems = tune.read_examples(path)
+    examples, problems = tune.read_examples(path, input_column=columns[0], output_column=columns[1])
     if not examples:
         raise SystemExit(f"no usable examples in {path}: {problems[:3]}")
     random.Random(seed).shuffle(examples)
@@ -59,7 +59,7 @@ def run_naive(args: argparse.Namespace) -> dict:
     )
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
-    examples = _examples(args.examples, args.steps * args.batch_size, args.seed)
+    examples = _examples(args.examples, args.steps * args.batch_size, args.seed, (args.input_column, args.output_column))
     rows = [encode_example(tokenizer, e.messages, args.max_length).input_ids for e in examples]
     tokens, seconds = 0, 0.0
     for step in range(args.steps):
@@ -85,11 +85,12 @@ def run_naive(args: argparse.Namespace) -> dict:
 def run_ours(args: argparse.Namespace) -> dict:
     import tune
 
-    examples = _examples(args.examples, args.steps * args.batch_size, args.seed)
+    examples = _examples(args.examples, args.steps * args.batch_size, args.seed, (args.input_column, args.output_column))
     steps: list[dict] = []
     config = tune.TuneConfig(
         rank=8, alpha=16, batch_size=args.batch_size, max_steps=args.steps, max_length=args.max_length,
         seed=args.seed, dtype=args.dtype,
+        **({"micro_batch_tokens": args.micro_batch_tokens} if args.micro_batch_tokens else {}),
     )
     with tempfile.TemporaryDirectory() as out:
         result = tune.train_adapter(
@@ -119,6 +120,9 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--dtype", default="auto", help="ours: tune.dtype (auto, float32, bfloat16)")
+    parser.add_argument("--micro-batch-tokens", type=int, default=None, help="ours: tune.micro_batch_tokens")
+    parser.add_argument("--input-column", default=None, help="CSV: the input column")
+    parser.add_argument("--output-column", default=None, help="CSV: the output column")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", choices=["naive", "ours"], help=argparse.SUPPRESS)

@@ -20,8 +20,10 @@ class TuneConfig:
     rank: int = 8
     # LoRA alpha; the update is scaled by alpha / rank, so 2x rank keeps the usual scale of 2.
     alpha: float = 16
-    # Dropout on the LoRA input, a cheap regulariser for small datasets.
-    dropout: float = 0.05
+    # Dropout on the LoRA input. Off by default: on a CPU it cost 20% of the training speed
+    # (227 against 284 tokens/s, SmolLM2-135M, all linear layers), because every LoRA layer
+    # copies its input; held-out loss (--eval) is the better guard against overfitting.
+    dropout: float = 0.0
     # Peak AdamW learning rate (after warm-up); 2e-4 is the common LoRA default.
     learning_rate: float = 2e-4
     # Passes over the training examples.
@@ -31,8 +33,9 @@ class TuneConfig:
     # Examples per optimiser step.
     batch_size: int = 8
     # Most tokens (sequences x padded length) per forward pass; a batch is split into passes
-    # whose gradients add up to the same step. Bounds memory (~5 GB per 1,024 tokens, 135M, fp32).
-    micro_batch_tokens: int = 1024
+    # whose gradients add up to the same step. Bounds memory; bigger passes use the CPU's
+    # matrix units better (306 against 296 tokens/s at 4,096 against 1,024, bf16).
+    micro_batch_tokens: int = 4096
     # Longest example, in tokens after the chat template; longer ones are cut (with a warning).
     max_length: int = 1024
     # Seed for LoRA initialisation, dropout and batch order, so a run can be repeated.

@@ -11,7 +11,7 @@ from tune import TuneConfig, TuneConfigError
 
 def test_defaults_are_the_documented_ones() -> None:
     config = TuneConfig()
-    assert (config.rank, config.alpha, config.dropout, config.learning_rate) == (8, 16, 0.05, 2e-4)
+    assert (config.rank, config.alpha, config.dropout, config.learning_rate) == (8, 16, 0.0, 2e-4)
     assert (config.epochs, config.max_steps, config.batch_size, config.max_length) == (1, None, 8, 1024)
     assert (config.seed, config.target_modules) == (0, "all-linear")
     assert (config.warmup_ratio, config.weight_decay) == (0.05, 0.0)
