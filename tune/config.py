@@ -51,6 +51,9 @@ class TuneConfig:
     # CPU threads while training; None: torch's default (one per core). Set it lower when other
     # busy processes share the cores: oversubscribed threads wait on each other, ~10x slower.
     threads: int | None = None
+    # With evaluation examples and several epochs: stop when the held-out loss has not improved
+    # for this many epochs, and keep the adapter of the best epoch; 0 = never stop early.
+    patience: int = 2
     # Number format of the frozen base weights while training: "auto" is bfloat16 on CPUs with
     # native bf16 (AMX or AVX512-BF16), else float32. The LoRA weights, their gradients and the
     # optimiser stay float32 either way, and the loss is computed in float32.
@@ -63,6 +66,7 @@ class TuneConfig:
         _check_int(problems, "max_length", self.max_length, low=16)
         _check_int(problems, "micro_batch_tokens", self.micro_batch_tokens, low=16)
         _check_int(problems, "seed", self.seed, low=0)
+        _check_int(problems, "patience", self.patience, low=0)
         if self.dtype not in ("auto", "float32", "bfloat16"):
             problems.append(f"dtype must be auto, float32 or bfloat16, got {self.dtype!r}")
         for name in ("max_steps", "threads"):

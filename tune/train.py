@@ -131,6 +131,8 @@ def _train(
     lengths = [len(item.input_ids) for item in train_set]
     losses: list[float] = []
     history: list[dict[str, float]] = []
+    epoch_losses: list[float] = []  # held-out loss after each epoch (with eval examples)
+    best: tuple[float, dict[str, torch.Tensor]] | None = None
     tokens = 0
     model.train()
     while len(losses) < total:
@@ -167,11 +169,29 @@ def _train(
                 "seconds": elapsed,
                 "lr": rate,
             })
+        if eval_set and config.epochs > 1 and len(losses) < total:
+            # The end of an epoch that is not the last: keep the best adapter, stop when the
+            # held-out loss has not improved for `patience` epochs.
+            loss = evaluate(model, eval_set, config.micro_batch_tokens, pad_id)
+            epoch_losses.append(loss)
+            report({"message": f"epoch {len(epoch_losses)}: held-out loss {loss:.4f}"})
+            if best is None or loss < best[0]:
+                best = (loss, _trainable_state(model))
+            elif config.patience and len(epoch_losses) - 1 - epoch_losses.index(best[0]) >= config.patience:
+                warnings.append(
+                    f"stopped early after epoch {len(epoch_losses)}: the held-out loss has not improved "
+                    f"for {config.patience} epochs; kept the adapter of epoch {epoch_losses.index(best[0]) + 1}"
+                )
+                break
 
     eval_loss = None
     if eval_set:
         report({"message": "measuring the adapter's loss on the evaluation examples"})
         eval_loss = evaluate(model, eval_set, config.micro_batch_tokens, pad_id)
+        epoch_losses.append(eval_loss)
+        if best is not None and best[0] < eval_loss:
+            model.load_state_dict(best[1], strict=False)  # an earlier epoch did better: keep it
+            eval_loss = best[0]
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
@@ -182,6 +202,7 @@ def _train(
         "steps": history,
         "base_eval_loss": base_eval_loss,
         "eval_loss": eval_loss,
+        "epoch_eval_losses": epoch_losses,
         "train_tokens": tokens,
         "train_seconds": train_seconds,
         "tokens_per_s": tokens / train_seconds if train_seconds else None,
@@ -197,6 +218,11 @@ def _train(
         seconds=time.perf_counter() - started,
         warnings=warnings,
     )
+
+
+def _trainable_state(model: Any) -> dict[str, torch.Tensor]:
+    """A copy of the LoRA weights (the only trainable ones)."""
+    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
 
 
 def evaluate(model: Any, items: Sequence[Encoded], max_tokens: int, pad_id: int) -> float:

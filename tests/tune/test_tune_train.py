@@ -129,3 +129,27 @@ def test_both_number_formats_train_and_write_metrics(tiny_model_dir, tmp_path, d
     saved = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
     assert saved["r"] == 8  # the adapter itself stays float32 and loads as usual
     assert Generator.load(tiny_model_dir, tmp_path / "a").generate(QUESTION, max_new_tokens=5).text is not None
+
+
+def test_early_stopping_keeps_the_best_epoch(tiny_model_dir, tmp_path, monkeypatch) -> None:
+    import tune.train
+
+    scripted = iter([2.0, 1.0, 1.5, 1.6, 1.7])  # base model, epochs 1-3, then the final check
+    monkeypatch.setattr(tune.train, "evaluate", lambda *args, **kwargs: next(scripted))
+    kept = []
+    real_state = tune.train._trainable_state
+    monkeypatch.setattr(tune.train, "_trainable_state", lambda model: kept.append(real_state(model)) or kept[-1])
+    examples = [Example(({"role": "user", "content": f"Question {i}"},
+                         {"role": "assistant", "content": "Thank you for asking."}), "mem", i + 1) for i in range(8)]
+    config = TuneConfig(batch_size=4, epochs=10, learning_rate=1e-2, patience=2)
+    result = train_adapter(examples, tiny_model_dir, tmp_path / "a", config, eval_examples=examples[:2])
+    assert result.steps == 6  # 3 epochs of 2 steps, then stopped
+    assert result.eval_loss == 1.0 and any("stopped early after epoch 3" in w for w in result.warnings)
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["epoch_eval_losses"] == [1.0, 1.5, 1.6, 1.7]
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tmp_path / "a" / "adapter_model.safetensors"))
+    best = {k.replace(".default", ""): v for k, v in kept[0].items()}
+    name = next(iter(saved))
+    assert torch.equal(saved[name].float(), best[name].float())  # the epoch-1 weights were saved
