@@ -47,7 +47,6 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-
 def file_sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file, read in blocks so large files need little memory.
 
@@ -56,3 +55,11 @@ def file_sha256(path: str | Path) -> str:
     """
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def file_size(path: str | Path) -> int:
+    """Size of a file in bytes; 0 if it cannot be read (the parse reports why later)."""
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0

@@ -148,12 +148,12 @@ class Reader:
             parsed = reader.take(source)
     """
 
-    def __init__(self, jobs: Sequence[tuple[str, str]], config: IngestConfig) -> None:
+    def __init__(self, jobs: Sequence[tuple[str, str]], config: IngestConfig, total_bytes: int) -> None:
         self.config = config
         self.waited = 0.0  # seconds the caller spent waiting for or doing parsing
         self._jobs = deque(jobs)  # (source, sha256) not yet submitted
         self._running: deque[tuple[str, Future[Parsed]]] = deque()
-        workers = worker_count(config, len(jobs), sum(_size(source) for source, _ in jobs))
+        workers = worker_count(config, len(jobs), total_bytes)
         self._pool = WorkerPool(workers, config) if workers else None
         self._ahead = workers
 
@@ -197,10 +197,3 @@ class Reader:
         while self._jobs and len(self._running) < self._ahead:
             source, sha = self._jobs.popleft()
             self._running.append((source, self._pool.submit(source, sha)))
-
-
-def _size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0

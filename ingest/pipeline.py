@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from ingest.chunk import chunk_pages
 from ingest.config import IngestConfig
 from ingest.embed import Embedder, embed_texts
 from ingest.errors import IndexNotFoundError
-from ingest.files import file_sha256, find_pdfs
+from ingest.files import file_sha256, file_size, find_pdfs
 from ingest.ocr import find_tesseract
 from ingest.parse import Reader
 from ingest.records import Chunk, FileFailure, IngestProgress, IngestReport
@@ -139,8 +138,9 @@ class _Run:
                 self.fail(str(file), f"cannot read: {exc.strerror or exc}")
         self.report.timings["hash"] = time.perf_counter() - started
         jobs = self.to_parse(files)
-        self.tracker.start(len(files), sum(_size(source) for source, _ in jobs))
-        with Reader(jobs, self.config) as reader:
+        to_read = sum(file_size(source) for source, _ in jobs)
+        self.tracker.start(len(files), to_read)
+        with Reader(jobs, self.config, to_read) as reader:
             for n, file in enumerate(files, start=1):
                 if str(file) in self.hashes:
                     self.ingest_file(str(file), f"[{n}/{len(files)}]", reader)
@@ -280,7 +280,7 @@ class _Tracker:
             s,
             files_done=s.files_done + 1,
             pages_done=s.pages_done + pages,
-            bytes_done=min(s.bytes_total, s.bytes_done + (_size(source) if read else 0)),
+            bytes_done=min(s.bytes_total, s.bytes_done + (file_size(source) if read else 0)),
         )
         self._emit()
 
@@ -291,13 +291,6 @@ class _Tracker:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
 
 
 def _sha_or_none(path: str) -> str | None:
