@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,6 +12,7 @@ from typing import Any
 
 from tune.check import CheckReport, inspect_examples
 from tune.config import TuneConfig
+from tune.data import Example
 from tune.errors import DataError, DatasetError, TuneError
 from tune.registry import AdapterRegistry, AdapterVersion, validate_name
 from tune.tokens import load_tokenizer
@@ -48,6 +49,7 @@ def tune(
     input_column: str | None = None,
     output_column: str | None = None,
     progress: Progress | None = None,
+    augment: Callable[[Sequence[Example]], list[Example]] | None = None,
 ) -> TuneOutcome:
     """Check the examples, train ``NAME@vN`` (the next N) and make it the active version.
 
@@ -64,6 +66,8 @@ def tune(
         input_column: the input field or CSV column; default: detected.
         output_column: the output field or CSV column; default: detected.
         progress: see `train_adapter`.
+        augment: applied to the checked training and evaluation examples before training
+            (for example, to pair each with retrieved passages); the check sees the originals.
 
     Raises:
         DatasetError: the check found problems (in the training or evaluation file) and
@@ -91,10 +95,14 @@ def tune(
             report.warnings.append(
                 f"{overlap} evaluation examples also appear in the training data, so the held-out loss is optimistic"
             )
+    train_examples, held_out = examples, eval_examples
+    if augment is not None:
+        train_examples = augment(examples)
+        held_out = augment(eval_examples) if eval_examples else eval_examples
     version, out_dir = registry.create_version(name)
     try:
         result = train_adapter(
-            examples, base_model_dir, out_dir, config, eval_examples=eval_examples, progress=progress
+            train_examples, base_model_dir, out_dir, config, eval_examples=held_out, progress=progress
         )
         meta = {
             "name": name,
