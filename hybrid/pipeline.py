@@ -356,6 +356,60 @@ class Pipeline:
                 output_column=output_column,
             )
 
+    def evaluate_adapter(
+        self,
+        ref: str,
+        examples_path: str | Path,
+        *,
+        base_model: str | None = None,
+        max_examples: int = 8,
+        max_new_tokens: int = 128,
+        base: bool = True,
+        input_column: str | None = None,
+        output_column: str | None = None,
+        progress: Callable[[dict], None] | None = None,
+    ) -> tune.StyleReport:
+        """Held-out loss and style score of adapter ``ref`` against its base model (``hybrid tune eval``).
+
+        Args:
+            ref: ``NAME``, ``NAME@vN``, a directory, or ``none`` (the base model alone).
+            examples_path: held-out examples in any format ``hybrid tune`` reads.
+            base_model: the base model (default: the one the adapter records, else
+                ``settings.base_model``).
+            max_examples, max_new_tokens, base: see ``tune.evaluate_adapter``.
+
+        Raises:
+            BadRequestError: the file is missing, a line of it cannot be read (the message
+                names it), or no example is usable.
+            NotFoundError: the adapter or the base model is missing.
+        """
+        version = self.resolve_adapter(ref)
+        spec = base_model or (_adapter_base(version) if version is not None else None)
+        base_dir = self.base_model_dir(spec)
+        with leaf_errors():
+            examples, problems = tune.read_examples(examples_path, input_column=input_column, output_column=output_column)
+            if problems:
+                first = problems[0]
+                raise tune.DataError(
+                    f"{len(problems)} unusable lines in {examples_path} (first: line {first.line}: [{first.code}] "
+                    f"{first.message}); fix them, or see them all with `hybrid tune --check {examples_path}`"
+                )
+            if not examples:
+                raise tune.DataError(f"no examples in {examples_path}; pass a file of held-out house-style examples")
+            report = tune.evaluate_adapter(
+                version.path if version is not None else None,
+                base_dir,
+                examples,
+                max_length=self.settings.tune.max_length,
+                max_examples=max_examples,
+                max_new_tokens=max_new_tokens,
+                seed=self.settings.tune.seed,
+                progress=progress,
+                base=base,
+            )
+        report.adapter = version.ref if version is not None else None
+        return report
+
     def tune(
         self,
         examples: Sequence[str | Path],

@@ -26,6 +26,7 @@ from tune.errors import (
 from tune.registry import ADAPTER_NAME_RE, AdapterRegistry, AdapterVersion, parse_ref
 
 if TYPE_CHECKING:
+    from tune.evaluate import StyleReport, evaluate_adapter
     from tune.export import ExportResult, export_adapter, recorded_base_model
     from tune.generate import GenerationResult, Generator
     from tune.models import DEFAULT_BASE_MODEL, load_model, resolve_base_model
@@ -44,6 +45,8 @@ _LAZY = {
     "TrainResult": "tune.train",
     "train_adapter": "tune.train",
     "TuneOutcome": "tune.workflow",
+    "StyleReport": "tune.evaluate",
+    "evaluate_adapter": "tune.evaluate",
     "ExportResult": "tune.export",
     "export_adapter": "tune.export",
     "recorded_base_model": "tune.export",
@@ -76,12 +79,14 @@ __all__ = [
     "InvalidAdapterNameError",
     "ModelNotFoundError",
     "Problem",
+    "StyleReport",
     "TrainResult",
     "TuneConfig",
     "TuneConfigError",
     "TuneError",
     "TuneOutcome",
     "check_examples",
+    "evaluate_adapter",
     "export_adapter",
     "load_model",
     "load_tokenizer",

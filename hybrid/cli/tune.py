@@ -1,4 +1,5 @@
-"""``hybrid tune EXAMPLES...``: train a house-style LoRA adapter (or ``--check`` the examples)."""
+"""``hybrid tune EXAMPLES...``: train a house-style LoRA adapter (or ``--check`` the examples);
+``hybrid tune eval ADAPTER EXAMPLES``: its held-out loss and style score against the base model."""
 
 from __future__ import annotations
 
@@ -10,7 +11,41 @@ import click
 from hybrid.cli._common import FAILURE, OK, PARTIAL, allow_download_option, emit, guarded, json_option, log, settings_from
 
 
-@click.command()
+class _ParentPathContext(click.Context):
+    """Usage lines of the default command read ``hybrid tune ...``, as it is invoked."""
+
+    @property
+    def command_path(self) -> str:
+        return self.parent.command_path if self.parent is not None else super().command_path
+
+
+class _DefaultCommand(click.Command):
+    context_class = _ParentPathContext
+
+
+class _TuneGroup(click.Group):
+    """Subcommands (``eval``) by name; any other first argument goes to the default command.
+
+    ``hybrid tune EXAMPLES...`` and ``hybrid tune --check EXAMPLES...`` (the contract) stay as
+    they were: an examples file named like a subcommand is reached as ``./eval``.
+    """
+
+    def __init__(self, name: str, default: click.Command, **kwargs: object) -> None:
+        super().__init__(name, **kwargs)  # type: ignore[arg-type]
+        self.default = default
+        self.add_command(default)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
+            args = [self.default.name or "", *args]  # no arguments: the default's usage error, as before
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.default.format_help(_ParentPathContext(self.default, info_name=self.default.name, parent=ctx), formatter)
+        self.format_commands(ctx, formatter)
+
+
+@click.command("train", cls=_DefaultCommand, hidden=True)
 @click.argument("examples", nargs=-1, required=True, type=click.Path())
 @click.option("--check", "check_only", is_flag=True, help="Validate the examples only; exit 1 on problems.")
 @click.option("--name", default="house", show_default=True, help="Adapter name; each run makes NAME@vN.")
@@ -31,7 +66,7 @@ from hybrid.cli._common import FAILURE, OK, PARTIAL, allow_download_option, emit
 @allow_download_option
 @json_option
 @guarded
-def tune(
+def train(
     examples: tuple[str, ...],
     check_only: bool,
     name: str,
@@ -156,3 +191,126 @@ def _human_tune(r: dict) -> str:
     if r["line_warnings"]:
         lines.append(f"  {len(r['line_warnings'])} line warnings (near duplicates, leaked facts...): see them with --check")
     return "\n".join(lines)
+
+
+@click.command("eval", short_help="Held-out loss and style score of an adapter, against the base model.")
+@click.argument("adapter")
+@click.argument("examples", type=click.Path(dir_okay=False))
+@click.option("--base-model", default=None, help="Base model [default: the one the adapter was trained on].")
+@click.option(
+    "--max-examples", type=click.IntRange(1), default=8, show_default=True,
+    help="Replies generated per model and scored (about max-new-tokens / 20 s each for the 135M model).",
+)
+@click.option("--max-new-tokens", type=click.IntRange(1), default=128, show_default=True, help="Longest generated reply.")
+@click.option("--no-base", is_flag=True, help="Skip the base model (half the generation time).")
+@click.option("--input-column", default=None, help="CSV: the column holding the input.")
+@click.option("--output-column", default=None, help="CSV: the column holding the house-style output.")
+@allow_download_option
+@json_option
+@guarded
+def evaluate(
+    adapter: str,
+    examples: str,
+    base_model: str | None,
+    max_examples: int,
+    max_new_tokens: int,
+    no_base: bool,
+    input_column: str | None,
+    output_column: str | None,
+    allow_download: bool | None,
+    as_json: bool,
+) -> int:
+    """Held-out loss and style score of ADAPTER on EXAMPLES, against the base model.
+
+    ADAPTER is NAME, NAME@vN, an adapter directory, or none (the base model alone). The loss
+    covers every example; replies are generated for a fixed sample of --max-examples and scored
+    against the references for house style (form, not facts).
+    """
+    from hybrid.pipeline import Pipeline
+
+    pipe = Pipeline(settings_from(allow_download=allow_download))
+    with _eval_progress() as progress:
+        report = pipe.evaluate_adapter(
+            adapter, examples, base_model=base_model, max_examples=max_examples, max_new_tokens=max_new_tokens,
+            base=not no_base, input_column=input_column, output_column=output_column, progress=progress,
+        )
+    payload = report.to_dict()
+    payload["seconds"] = round(payload["seconds"], 1)
+    emit(payload, as_json, _human_eval)
+    return OK
+
+
+class _eval_progress:
+    """A tqdm bar on stderr per generation phase, fed by ``{"phase", "done", "total"}`` dicts."""
+
+    def __enter__(self) -> Callable[[dict], None]:
+        from tqdm import tqdm
+
+        self.bar = None
+
+        def update(info: dict) -> None:
+            if "phase" not in info:
+                self.__exit__()
+                if info.get("message"):
+                    log(str(info["message"]))
+                return
+            if self.bar is None:
+                self.bar = tqdm(total=info["total"], desc=f"generating ({info['phase']})", unit="reply", file=sys.stderr)
+            self.bar.update(info["done"] - self.bar.n)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _human_eval(r: dict) -> str:
+    compared = r["base_eval_loss"] is not None
+    who = r["adapter"] or "the base model"
+    lines = [
+        f"{who}: held-out loss on {_count(r['examples'], 'example')}, replies to {r['scored']} of them "
+        f"(up to {r['max_new_tokens']} tokens), in {r['seconds']:.0f} s"
+    ]
+
+    def pair(base: float | None, value: float | None, digits: int) -> str:
+        shown = "-" if value is None else f"{value:.{digits}f}"
+        if not compared:
+            return shown
+        return f"{'-' if base is None else f'{base:.{digits}f}'} (base model) -> {shown} (adapter)"
+
+    lines.append(f"  held-out loss {pair(r['base_eval_loss'], r['eval_loss'], 3)}   lower is better")
+    lines.append(f"  style score   {pair(r['base_style_score'], r['style_score'], 3)}   higher is better")
+    base_parts = r["base_components"] or {}
+    for name in ("chrf", "markers", "length", "layout"):
+        lines.append(f"    {name:<8} {pair(base_parts.get(name), r['components'][name], 2)}")
+    lines.append(f"  {r['measures']}")
+    if r["markers"]:
+        lines.append("  house markers found in the references: " + ", ".join(f'"{m}"' for m in r["markers"]))
+    else:
+        lines.append("  house markers: none recur in 30% of the references, so that component is left out")
+    if r["worst"]:
+        lines.append("  lowest-scoring replies:")
+    for s in r["worst"]:
+        lines.append(f"    {s['source']}:{s['line']}: score {s['score']['score']:.2f}")
+        lines.append(f"      reference: {_short(s['reference'])}")
+        lines.append(f"      generated: {_short(s['generated'])}")
+    lines += [f"  warning: {w}" for w in r["warnings"]]
+    return "\n".join(lines)
+
+
+def _short(text: str, most: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= most else flat[: most - 3] + "..."
+
+
+tune = _TuneGroup(
+    "tune",
+    default=train,
+    help=(
+        "Train a style adapter on house-style EXAMPLES (chat/prompt-completion/instruction JSONL, or CSV); "
+        "`hybrid tune eval ADAPTER EXAMPLES` measures one."
+    ),
+)
+tune.add_command(evaluate)
