@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -114,6 +115,8 @@ def _train(
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(model, lora)
+    if dtype == torch.bfloat16:
+        _compute_in_bfloat16(model)
     pad_id = tokenizer.pad_token_id
     base_eval_loss = None
     if eval_set:
@@ -145,7 +148,8 @@ def _train(
             step_loss, batch_tokens = 0.0, 0
             for micro in micro_batches(items, config.micro_batch_tokens):
                 batch = collate(micro, pad_id)
-                loss_sum, _ = summed_loss(model, batch)
+                with autocast(model):
+                    loss_sum, _ = summed_loss(model, batch)
                 # Dividing by the whole batch's count makes the summed gradients those of one
                 # big batch: the mean loss over every reply token in it.
                 (loss_sum / targets).backward()
@@ -220,6 +224,27 @@ def _train(
     )
 
 
+def _compute_in_bfloat16(model: Any) -> None:
+    """Let the LoRA layers take bfloat16 activations as they come.
+
+    By default PEFT casts every LoRA layer's input to the float32 of the LoRA weights: two
+    copies of a full activation per layer and pass. Under `autocast` the few LoRA weights are
+    cast to bfloat16 instead, and they, their gradients and the optimiser stay float32. Measured
+    on SmolLM2-135M with bitext examples: twice the tokens/s of the casting default.
+    """
+    for module in model.modules():
+        if hasattr(module, "cast_input_dtype_enabled"):
+            module.cast_input_dtype_enabled = False
+    model.hybrid_autocast = True
+
+
+def autocast(model: Any) -> contextlib.AbstractContextManager:
+    """Mixed precision for a model set up by `_compute_in_bfloat16`; nothing for others."""
+    if getattr(model, "hybrid_autocast", False):
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def _trainable_state(model: Any) -> dict[str, torch.Tensor]:
     """A copy of the LoRA weights (the only trainable ones)."""
     return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
@@ -236,7 +261,8 @@ def evaluate(model: Any, items: Sequence[Encoded], max_tokens: int, pad_id: int)
     total, count = 0.0, 0
     with torch.no_grad():
         for group in micro_batches(items, max_tokens):
-            loss_sum, n = summed_loss(model, collate(group, pad_id))
+            with autocast(model):
+                loss_sum, n = summed_loss(model, collate(group, pad_id))
             total, count = total + float(loss_sum), count + n
     model.train(was_training)
     return total / count
