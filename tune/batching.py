@@ -110,7 +110,7 @@ def summed_loss(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tenso
     # Most of a sequence is prompt: asking only for the logits at positions that carry a label
     # skips most of the output-head matmul (~20% of a small model's compute) and its memory.
     positions = keep.any(dim=0).nonzero().squeeze(1)
-    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
     try:
         logits = model(**inputs, logits_to_keep=positions).logits
     except TypeError:  # a model without logits_to_keep: all positions, then pick
