@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -12,18 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model
+from peft.tuners.lora import LoraLayer
 
 from tune.batching import collate, encode_all, length_grouped_batches, micro_batches, summed_loss, target_count
 from tune.config import TuneConfig
 from tune.data import Example
 from tune.encode import Encoded
-from tune.errors import DataError
+from tune.errors import AdapterNotFoundError, DataError
 from tune.models import load_model, resolve_dtype
 
 Progress = Callable[[dict], None]
 # Beside the adapter: the loss and speed of every step, and the evaluation losses.
 METRICS_FILE = "metrics.json"
+# What a PEFT adapter folder holds (``init_adapter``).
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
 @dataclass
@@ -39,7 +43,8 @@ class TrainResult:
         epochs: passes over the data (fractional when ``max_steps`` stopped mid-epoch).
         tokens: tokens (prompt and reply, no padding) fed through the model while training.
         seconds: wall time of the whole call.
-        warnings: plain-words notes (truncated or skipped examples).
+        warnings: plain-words notes (truncated or skipped examples, LoRA settings taken from
+            ``init_adapter`` instead of the config).
     """
 
     train_loss: float
@@ -60,6 +65,7 @@ def train_adapter(
     *,
     eval_examples: Sequence[Example] | None = None,
     progress: Progress | None = None,
+    init_adapter: str | Path | None = None,
 ) -> TrainResult:
     """Train a LoRA adapter on chat examples and save it (PEFT format) with the tokenizer.
 
@@ -72,16 +78,21 @@ def train_adapter(
         eval_examples: held-out conversations; their loss is measured before and after.
         progress: called with ``{"step", "total", "loss", "tokens_per_s", "lr"}`` after every
             step, and with ``{"message": str}`` before slow phases.
+        init_adapter: a PEFT adapter folder to continue training from (retraining the active
+            version) instead of a fresh LoRA; its rank, alpha and layers win over ``config``
+            (a warning says so when they differ).
 
     Raises:
         DataError: no example has any reply tokens within ``max_length``.
+        AdapterNotFoundError: ``init_adapter`` is not a PEFT adapter folder.
     """
     config = config or TuneConfig()
     threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
-        return _train(examples, Path(base_model_dir), Path(out_dir), config, eval_examples, progress)
+        init = Path(init_adapter) if init_adapter is not None else None
+        return _train(examples, Path(base_model_dir), Path(out_dir), config, eval_examples, progress, init)
     finally:
         torch.set_num_threads(threads)  # the setting is process-wide: give it back
 
@@ -93,6 +104,7 @@ def _train(
     config: TuneConfig,
     eval_examples: Sequence[Example] | None,
     progress: Progress | None,
+    init_adapter: Path | None,
 ) -> TrainResult:
     started = time.perf_counter()
     report = progress or (lambda info: None)
@@ -107,14 +119,7 @@ def _train(
     if eval_examples:
         eval_set, eval_warnings = encode_all(tokenizer, eval_examples, config.max_length, "evaluation")
         warnings += eval_warnings
-    lora = LoraConfig(
-        r=config.rank,
-        lora_alpha=config.alpha,
-        lora_dropout=config.dropout,
-        target_modules=config.target_modules,
-        task_type="CAUSAL_LM",
-    )
-    model = get_peft_model(model, lora)
+    model = _with_lora(model, config, init_adapter, warnings)
     if dtype == torch.bfloat16:
         _compute_in_bfloat16(model)
     pad_id = tokenizer.pad_token_id
@@ -222,6 +227,52 @@ def _train(
         seconds=time.perf_counter() - started,
         warnings=warnings,
     )
+
+
+def _with_lora(model: Any, config: TuneConfig, init_adapter: Path | None, warnings: list[str]) -> Any:
+    """The base model wrapped with trainable LoRA layers: fresh ones, or those of ``init_adapter``."""
+    if init_adapter is None:
+        lora = LoraConfig(
+            r=config.rank,
+            lora_alpha=config.alpha,
+            lora_dropout=config.dropout,
+            target_modules=config.target_modules,
+            task_type="CAUSAL_LM",
+        )
+        return get_peft_model(model, lora)
+    missing = [name for name in ADAPTER_FILES if not (init_adapter / name).is_file()]
+    if missing:
+        raise AdapterNotFoundError(
+            f"{init_adapter} is not a PEFT adapter folder: {' and '.join(missing)} missing; "
+            "pass the folder of a trained adapter version"
+        )
+    wanted = _layer_names(model, config.target_modules)
+    model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+    found = model.peft_config["default"]
+    layers = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, LoraLayer)}
+    kept = []
+    if found.r != config.rank:
+        kept.append(f"rank {found.r} (the config says {config.rank})")
+    if found.lora_alpha != config.alpha:
+        kept.append(f"alpha {found.lora_alpha:g} (the config says {config.alpha:g})")
+    if layers != wanted:
+        kept.append(f"LoRA on {', '.join(sorted(layers))} (the config says {config.target_modules})")
+    if kept:
+        warnings.append(f"trained on from the adapter in {init_adapter}, whose settings were kept: {'; '.join(kept)}")
+    return model
+
+
+def _layer_names(model: Any, targets: str | list[str]) -> set[str]:
+    """The last name part of each layer that PEFT would give LoRA for ``targets``."""
+    head = model.get_output_embeddings()
+    linear = [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear) and module is not head]
+    if targets == "all-linear":
+        chosen = linear
+    elif isinstance(targets, str):  # PEFT reads a single string as a regular expression
+        chosen = [name for name in linear if re.fullmatch(targets, name)]
+    else:  # names match the whole module name or its last parts
+        chosen = [name for name in linear if any(name == t or name.endswith("." + t) for t in targets)]
+    return {name.rsplit(".", 1)[-1] for name in chosen}
 
 
 def _compute_in_bfloat16(model: Any) -> None:
