@@ -26,6 +26,7 @@ from typing import Any
 from hybrid import guidance
 from hybrid.citations import cite
 from hybrid.config import DEFAULT_ADAPTER_NAME, Settings
+from hybrid.context import ContextAugment, record_context
 from hybrid.errors import BadRequestError, ConflictError, HybridError, NotFoundError
 from hybrid.extractive import extract_answer
 from hybrid.prompt import build_messages
@@ -42,6 +43,9 @@ CANDIDATES_PER_HIT = 8
 ABOUT_MENTIONS = 3
 # Generators (base model + merged adapter) kept in memory at once: each is a full model copy.
 MAX_GENERATORS = 2
+# Longest training example, in tokens, with --with-context unless set: k fenced passages of up to
+# 900 characters each plus the reply overflow the usual 1,024, and a cut example loses its reply.
+CONTEXT_MAX_LENGTH = 2048
 
 
 @contextlib.contextmanager
@@ -421,30 +425,57 @@ class Pipeline:
         progress: Callable[[dict], None] | None = None,
         input_column: str | None = None,
         output_column: str | None = None,
+        with_context: str | Path | None = None,
         **overrides: Any,
     ) -> tune.TuneOutcome:
         """Train a new adapter version ``NAME@vN`` on ``examples``; earlier versions stay.
 
         Args:
+            with_context: an index directory: train on the serve-time prompt, each example with
+                ``settings.k`` passages from it (relevant ones and ``k // 2`` distractors) and
+                a cited reply (``hybrid.context``); meta.json records it under ``context``.
+                ``max_length`` then defaults to at least ``CONTEXT_MAX_LENGTH``.
             overrides: TuneConfig fields (``epochs``, ``max_steps``, ``rank``...); ``None`` is ignored.
         """
         spec = base_model or self.settings.base_model
         base_dir = self.base_model_dir(spec)
+        if with_context is not None and overrides.get("max_length") is None:
+            overrides["max_length"] = max(self.settings.tune.max_length, CONTEXT_MAX_LENGTH)
         with leaf_errors():
             config = dataclasses.replace(self.settings.tune, **{k: v for k, v in overrides.items() if v is not None})
-            return tune.tune(
-                examples,
-                name=name,
-                registry=self.registry,
-                base_model_dir=base_dir,
-                base_model_spec=spec,
-                config=config,
-                eval_path=eval_path,
-                force=force,
-                input_column=input_column,
-                output_column=output_column,
-                progress=progress,
+        source = augment = None
+        if with_context is not None:
+            index_dir = Path(with_context).expanduser().resolve()
+            source = Pipeline(self.settings.model_copy(update={"index": index_dir}), embedder=self._embedder)
+            augment = ContextAugment(
+                lambda question, k: source.search(question, k=k),
+                source.index(),
+                index_dir=str(index_dir),
+                passages=self.settings.k,
+                distractors=self.settings.k // 2,
+                seed=config.seed,
+                log=(lambda line: progress({"message": line})) if progress else logger.info,
             )
+        try:
+            with leaf_errors():
+                outcome = tune.tune(
+                    examples,
+                    name=name,
+                    registry=self.registry,
+                    base_model_dir=base_dir,
+                    base_model_spec=spec,
+                    config=config,
+                    eval_path=eval_path,
+                    force=force,
+                    input_column=input_column,
+                    output_column=output_column,
+                    progress=progress,
+                    augment=augment,
+                )
+                return outcome if augment is None else record_context(self.registry, outcome, augment)
+        finally:
+            if source is not None:
+                source.close()
 
     # -- adapter versions -------------------------------------------------------------------
 

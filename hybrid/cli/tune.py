@@ -63,6 +63,10 @@ class _TuneGroup(click.Group):
 @click.option("--force", is_flag=True, help="Train even when --check finds problems (bad lines are skipped).")
 @click.option("--input-column", default=None, help="CSV: the column holding the input.")
 @click.option("--output-column", default=None, help="CSV: the column holding the house-style output.")
+@click.option(
+    "--with-context", "with_context", metavar="INDEX", type=click.Path(file_okay=False), default=None,
+    help="Train on the answer prompt: each example with passages from this index and citations (RAFT).",
+)
 @allow_download_option
 @json_option
 @guarded
@@ -81,6 +85,7 @@ def train(
     force: bool,
     input_column: str | None,
     output_column: str | None,
+    with_context: str | None,
     allow_download: bool | None,
     as_json: bool,
 ) -> int:
@@ -97,7 +102,7 @@ def train(
         outcome = pipe.tune(
             list(examples), name=name, base_model=base_model, eval_path=eval_path, force=force,
             progress=progress, epochs=epochs, max_steps=max_steps, learning_rate=learning_rate,
-            batch_size=batch_size, rank=rank, max_length=max_length, **columns,
+            batch_size=batch_size, rank=rank, max_length=max_length, with_context=with_context, **columns,
         )
     result = outcome.result
     payload = {
@@ -112,6 +117,9 @@ def train(
         "problems": [p.to_dict() for p in outcome.check.problems],  # the lines --force skipped
         "line_warnings": [p.to_dict() for p in outcome.check.line_warnings],
     }
+    if context := outcome.version.meta.get("context"):  # --with-context: what the pairing did
+        payload["context"] = context
+        payload["warnings"] = [*payload["warnings"], *context["warnings"]]
     emit(payload, as_json, _human_tune)
     # --force trained on the good lines only: partial success, as for ingest.
     return PARTIAL if outcome.check.problems else OK
@@ -187,6 +195,12 @@ def _human_tune(r: dict) -> str:
     lines.append(f"  train loss {r['train_loss']:.3f}")
     if r["eval_loss"] is not None:
         lines.append(f"  held-out loss {r['base_eval_loss']:.3f} (base model) -> {r['eval_loss']:.3f} (adapter)")
+    if c := r.get("context"):
+        t = c["training"]
+        lines.append(
+            f"  with context from {c['index']}: {t['cited']} examples cite passages, {t['refusals']} refuse, "
+            f"{t['unsupported']} without sources"
+        )
     lines += [f"  warning: {w}" for w in r["warnings"]]
     if r["line_warnings"]:
         lines.append(f"  {len(r['line_warnings'])} line warnings (near duplicates, leaked facts...): see them with --check")
