@@ -17,6 +17,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from peft.tuners.lora import LoraLayer
 
 from tune.batching import collate, encode_all, length_grouped_batches, micro_batches, summed_loss, target_count
+from tune.checkpoint import Checkpoints, LoopState, run_key
 from tune.config import TuneConfig
 from tune.data import Example
 from tune.encode import Encoded
@@ -45,6 +46,7 @@ class TrainResult:
         seconds: wall time of the whole call.
         warnings: plain-words notes (truncated or skipped examples, LoRA settings taken from
             ``init_adapter`` instead of the config).
+        resumed_from: the step a checkpoint let this run start from, or None.
     """
 
     train_loss: float
@@ -55,6 +57,7 @@ class TrainResult:
     tokens: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    resumed_from: int | None = None
 
 
 def train_adapter(
@@ -66,6 +69,8 @@ def train_adapter(
     eval_examples: Sequence[Example] | None = None,
     progress: Progress | None = None,
     init_adapter: str | Path | None = None,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_seconds: float = 120,
 ) -> TrainResult:
     """Train a LoRA adapter on chat examples and save it (PEFT format) with the tokenizer.
 
@@ -81,18 +86,31 @@ def train_adapter(
         init_adapter: a PEFT adapter folder to continue training from (retraining the active
             version) instead of a fresh LoRA; its rank, alpha and layers win over ``config``
             (a warning says so when they differ).
+        checkpoint_dir: where the training state is saved while training, so that a run
+            stopped by a crash or Ctrl-C continues from there when called again with the same
+            examples, settings and folder, ending with the same adapter as an uninterrupted
+            run. Deleted once the adapter is saved. None: no checkpoints.
+        checkpoint_seconds: seconds of training between checkpoints (each epoch's end writes
+            one too); 0 writes one after every step.
 
     Raises:
         DataError: no example has any reply tokens within ``max_length``.
         AdapterNotFoundError: ``init_adapter`` is not a PEFT adapter folder.
+        TuneError: ``checkpoint_dir`` holds the checkpoint of a run on other examples or settings.
+        ValueError: ``checkpoint_seconds`` is negative.
     """
     config = config or TuneConfig()
+    if not checkpoint_seconds >= 0:
+        raise ValueError(f"checkpoint_seconds must be a number >= 0, got {checkpoint_seconds!r}")
+    checkpoints = Checkpoints(Path(checkpoint_dir) if checkpoint_dir is not None else None, checkpoint_seconds)
     threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
         init = Path(init_adapter) if init_adapter is not None else None
-        return _train(examples, Path(base_model_dir), Path(out_dir), config, eval_examples, progress, init)
+        return _train(
+            examples, Path(base_model_dir), Path(out_dir), config, eval_examples, progress or _quiet, init, checkpoints
+        )
     finally:
         torch.set_num_threads(threads)  # the setting is process-wide: give it back
 
@@ -103,11 +121,11 @@ def _train(
     out_dir: Path,
     config: TuneConfig,
     eval_examples: Sequence[Example] | None,
-    progress: Progress | None,
+    report: Progress,
     init_adapter: Path | None,
+    checkpoints: Checkpoints,
 ) -> TrainResult:
     started = time.perf_counter()
-    report = progress or (lambda info: None)
     torch.manual_seed(config.seed)
     report({"message": f"loading base model {base_model_dir}"})
     dtype = torch.bfloat16 if resolve_dtype(config.dtype) == "bfloat16" else torch.float32
@@ -123,110 +141,141 @@ def _train(
     if dtype == torch.bfloat16:
         _compute_in_bfloat16(model)
     pad_id = tokenizer.pad_token_id
-    base_eval_loss = None
-    if eval_set:
-        report({"message": f"measuring the base model's loss on {len(eval_set)} evaluation examples"})
-        with model.disable_adapter():
-            base_eval_loss = evaluate(model, eval_set, config.micro_batch_tokens, pad_id)
-
     per_epoch = math.ceil(len(train_set) / config.batch_size)
     total = per_epoch * config.epochs if config.max_steps is None else min(per_epoch * config.epochs, config.max_steps)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=config.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_then_decay(total, config.warmup_ratio))
+    state = checkpoints.start(run_key(train_set, eval_set, config, base_model_dir, init_adapter),
+                              model, optimizer, scheduler)
+    resumed_from = len(state.losses) if checkpoints.resumed else None
+    if resumed_from is not None:
+        report({"message": f"resuming from step {resumed_from} of {total}"})
+    elif eval_set:
+        report({"message": f"measuring the base model's loss on {len(eval_set)} evaluation examples"})
+        with model.disable_adapter():
+            state.base_eval_loss = evaluate(model, eval_set, config.micro_batch_tokens, pad_id)
+
     order = torch.Generator().manual_seed(config.seed)
+    if state.order_state is not None:
+        order.set_state(state.order_state)  # resuming: the epoch's batches come out as before
     lengths = [len(item.input_ids) for item in train_set]
-    losses: list[float] = []
-    history: list[dict[str, float]] = []
-    epoch_losses: list[float] = []  # held-out loss after each epoch (with eval examples)
-    best: tuple[float, dict[str, torch.Tensor]] | None = None
-    tokens = 0
     model.train()
-    while len(losses) < total:
-        for indices in length_grouped_batches(lengths, config.batch_size, order):
-            if len(losses) >= total:
+    while len(state.losses) < total and state.stopped_after is None:
+        state.order_state = order.get_state()
+        batches = length_grouped_batches(lengths, config.batch_size, order)
+        for indices in batches[state.in_epoch :]:  # a resumed epoch skips the batches done
+            if len(state.losses) >= total:
                 break
             step_started = time.perf_counter()
-            items = [train_set[i] for i in indices]
-            targets = target_count(items)
-            step_loss, batch_tokens = 0.0, 0
-            for micro in micro_batches(items, config.micro_batch_tokens):
-                batch = collate(micro, pad_id)
-                with autocast(model):
-                    loss_sum, _ = summed_loss(model, batch)
-                # Dividing by the whole batch's count makes the summed gradients those of one
-                # big batch: the mean loss over every reply token in it.
-                (loss_sum / targets).backward()
-                step_loss += float(loss_sum.detach())
-                batch_tokens += int(batch["attention_mask"].sum())
+            loss, batch_tokens = _gradients(model, [train_set[i] for i in indices], config.micro_batch_tokens, pad_id)
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             rate = scheduler.get_last_lr()[0]  # the rate this step uses
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            tokens += batch_tokens
-            losses.append(step_loss / targets)
             elapsed = time.perf_counter() - step_started
-            history.append({"step": len(losses), "loss": losses[-1], "lr": rate, "tokens": batch_tokens, "seconds": elapsed})
+            state.in_epoch += 1
+            state.tokens += batch_tokens
+            state.losses.append(loss)
+            state.history.append({"step": len(state.losses), "loss": loss, "lr": rate, "tokens": batch_tokens,
+                                  "seconds": elapsed})
+            checkpoints.save(state)
             report({
-                "step": len(losses),
+                "step": len(state.losses),
                 "total": total,
-                "loss": losses[-1],
+                "loss": loss,
                 "tokens_per_s": batch_tokens / elapsed if elapsed > 0 else None,
                 "tokens": batch_tokens,
                 "seconds": elapsed,
                 "lr": rate,
             })
-        if eval_set and config.epochs > 1 and len(losses) < total:
-            # The end of an epoch that is not the last: keep the best adapter, stop when the
-            # held-out loss has not improved for `patience` epochs.
-            loss = evaluate(model, eval_set, config.micro_batch_tokens, pad_id)
-            epoch_losses.append(loss)
-            report({"message": f"epoch {len(epoch_losses)}: held-out loss {loss:.4f}"})
-            if best is None or loss < best[0]:
-                best = (loss, _trainable_state(model))
-            elif config.patience and len(epoch_losses) - 1 - epoch_losses.index(best[0]) >= config.patience:
-                warnings.append(
-                    f"stopped early after epoch {len(epoch_losses)}: the held-out loss has not improved "
-                    f"for {config.patience} epochs; kept the adapter of epoch {epoch_losses.index(best[0]) + 1}"
-                )
-                break
+        if state.in_epoch == len(batches):  # the epoch is over
+            state.in_epoch, state.order_state = 0, order.get_state()
+            if eval_set and config.epochs > 1 and len(state.losses) < total:
+                _end_epoch(model, eval_set, config, pad_id, state, report)
+        checkpoints.save(state, now=True)
 
+    if state.stopped_after is not None:
+        warnings.append(
+            f"stopped early after epoch {state.stopped_after}: the held-out loss has not improved for "
+            f"{config.patience} epochs; kept the adapter of epoch {state.epoch_losses.index(state.best[0]) + 1}"
+        )
     eval_loss = None
     if eval_set:
         report({"message": "measuring the adapter's loss on the evaluation examples"})
         eval_loss = evaluate(model, eval_set, config.micro_batch_tokens, pad_id)
-        epoch_losses.append(eval_loss)
-        if best is not None and best[0] < eval_loss:
-            model.load_state_dict(best[1], strict=False)  # an earlier epoch did better: keep it
-            eval_loss = best[0]
+        state.epoch_losses.append(eval_loss)
+        if state.best is not None and state.best[0] < eval_loss:
+            model.load_state_dict(state.best[1], strict=False)  # an earlier epoch did better: keep it
+            eval_loss = state.best[0]
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    tail = losses[-min(len(losses), per_epoch) :]
-    train_seconds = sum(h["seconds"] for h in history)
+    train_seconds = sum(h["seconds"] for h in state.history)
     metrics = {
         "dtype": str(dtype).removeprefix("torch."),
-        "steps": history,
-        "base_eval_loss": base_eval_loss,
+        "steps": state.history,
+        "base_eval_loss": state.base_eval_loss,
         "eval_loss": eval_loss,
-        "epoch_eval_losses": epoch_losses,
-        "train_tokens": tokens,
+        "epoch_eval_losses": state.epoch_losses,
+        "train_tokens": state.tokens,
         "train_seconds": train_seconds,
-        "tokens_per_s": tokens / train_seconds if train_seconds else None,
+        "tokens_per_s": state.tokens / train_seconds if train_seconds else None,
     }
     (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
+    checkpoints.finish()
+    tail = state.losses[-min(len(state.losses), per_epoch) :]
     return TrainResult(
         train_loss=sum(tail) / len(tail),
         eval_loss=eval_loss,
-        base_eval_loss=base_eval_loss,
-        steps=len(losses),
-        epochs=len(losses) / per_epoch,
-        tokens=tokens,
+        base_eval_loss=state.base_eval_loss,
+        steps=len(state.losses),
+        epochs=len(state.losses) / per_epoch,
+        tokens=state.tokens,
         seconds=time.perf_counter() - started,
         warnings=warnings,
+        resumed_from=resumed_from,
     )
+
+
+def _gradients(model: Any, items: Sequence[Encoded], max_tokens: int, pad_id: int) -> tuple[float, int]:
+    """Backpropagate one optimiser step's batch, a micro-batch at a time.
+
+    Returns:
+        The batch's mean loss per reply token, and the tokens fed through the model.
+    """
+    targets = target_count(items)
+    step_loss, tokens = 0.0, 0
+    for micro in micro_batches(items, max_tokens):
+        batch = collate(micro, pad_id)
+        with autocast(model):
+            loss_sum, _ = summed_loss(model, batch)
+        # Dividing by the whole batch's count makes the summed gradients those of one big
+        # batch: the mean loss over every reply token in it.
+        (loss_sum / targets).backward()
+        step_loss += float(loss_sum.detach())
+        tokens += int(batch["attention_mask"].sum())
+    return step_loss / targets, tokens
+
+
+def _end_epoch(
+    model: Any, eval_set: Sequence[Encoded], config: TuneConfig, pad_id: int, state: LoopState, report: Progress
+) -> None:
+    """The end of an epoch that is not the last: keep the best adapter, and stop (set
+    ``state.stopped_after``) when the held-out loss has not improved for ``patience`` epochs."""
+    loss = evaluate(model, eval_set, config.micro_batch_tokens, pad_id)
+    state.epoch_losses.append(loss)
+    report({"message": f"epoch {len(state.epoch_losses)}: held-out loss {loss:.4f}"})
+    if state.best is None or loss < state.best[0]:
+        state.best = (loss, _trainable_state(model))
+    elif config.patience and len(state.epoch_losses) - 1 - state.epoch_losses.index(state.best[0]) >= config.patience:
+        state.stopped_after = len(state.epoch_losses)
+
+
+def _quiet(info: dict) -> None:
+    """The progress callback when none is given."""
 
 
 def _with_lora(model: Any, config: TuneConfig, init_adapter: Path | None, warnings: list[str]) -> Any:

@@ -3,13 +3,25 @@ an interruption from a checkpoint, ending with the adapter of an uninterrupted r
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from tune import AdapterNotFoundError, TuneConfig, load_model, read_examples, train_adapter
+from tests.support.train_child import CONFIG, EVAL_EXAMPLES
+from tune import AdapterNotFoundError, TuneConfig, TuneError, load_model, read_examples, train_adapter
 from tune.batching import encode_all
 from tune.train import evaluate
+
+ROOT = Path(__file__).resolve().parents[2]
+_MARKER_WAIT = 60  # seconds; generous for a loaded machine, reached only when a test is broken
 
 
 def _weights(adapter_dir) -> dict[str, torch.Tensor]:
@@ -54,3 +66,114 @@ def test_a_folder_without_an_adapter_is_refused(tiny_model_dir, tmp_path, exampl
     with pytest.raises(AdapterNotFoundError, match="adapter_config.json and adapter_model.safetensors missing"):
         train_adapter(examples, tiny_model_dir, tmp_path / "a", TuneConfig(max_steps=1),
                       init_adapter=tmp_path / "empty")
+
+
+@pytest.fixture(scope="module")
+def varied(tmp_path_factory) -> Path:
+    """16 examples whose replies differ in length, so each batch (and its order) shows in the losses."""
+    path = tmp_path_factory.mktemp("varied") / "varied.jsonl"
+    reply = "Dear customer, thank you for your question."
+    records = [{"messages": [{"role": "user", "content": f"Question {i}: where is my parcel?"},
+                             {"role": "assistant", "content": reply + " Please check your account." * (i % 5)}]}
+               for i in range(16)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(varied, tiny_model_dir, tmp_path_factory):
+    """(adapter weights, metrics) of the child's training run, done in one go in this process."""
+    out = tmp_path_factory.mktemp("uninterrupted")
+    examples, _ = read_examples(varied)
+    train_adapter(examples, tiny_model_dir, out, CONFIG, eval_examples=examples[:EVAL_EXAMPLES])
+    return _weights(out), json.loads((out / "metrics.json").read_text())
+
+
+def _resume_and_compare(varied, tiny_model_dir, out: Path, checkpoint: Path, uninterrupted, config=CONFIG, **kwargs):
+    examples, _ = read_examples(varied)
+    events: list[dict] = []
+    result = train_adapter(examples, tiny_model_dir, out, config, eval_examples=examples[:EVAL_EXAMPLES],
+                           progress=events.append, checkpoint_dir=checkpoint, **kwargs)
+    weights, metrics = uninterrupted
+    resumed = _weights(out)
+    assert resumed.keys() == weights.keys()
+    assert max(float((resumed[k] - weights[k]).abs().max()) for k in weights) <= 1e-5
+    assert [s["loss"] for s in json.loads((out / "metrics.json").read_text())["steps"]] == pytest.approx(
+        [s["loss"] for s in metrics["steps"]], rel=1e-5)
+    assert result.steps == 12 and not checkpoint.exists()  # the finished run's checkpoint is gone
+    return result, events
+
+
+def _interrupt_after(step: int):
+    def progress(info: dict) -> None:
+        if info.get("step") == step:
+            raise KeyboardInterrupt
+
+    return progress
+
+
+def _interrupted_run(varied, tiny_model_dir, tmp_path, step: int, **kwargs) -> Path:
+    examples, _ = read_examples(varied)
+    with pytest.raises(KeyboardInterrupt):
+        train_adapter(examples, tiny_model_dir, tmp_path / "out", CONFIG, eval_examples=examples[:EVAL_EXAMPLES],
+                      progress=_interrupt_after(step), checkpoint_dir=tmp_path / "ckpt", **kwargs)
+    assert not (tmp_path / "out").exists()
+    return tmp_path / "ckpt"
+
+
+def test_a_run_checkpointed_every_step_resumes_mid_epoch(varied, tiny_model_dir, tmp_path, uninterrupted) -> None:
+    checkpoint = _interrupted_run(varied, tiny_model_dir, tmp_path, 6, checkpoint_seconds=0)  # mid epoch 2
+    assert sorted(p.name for p in checkpoint.iterdir()) == ["run.json", "state.pt"]
+    result, events = _resume_and_compare(varied, tiny_model_dir, tmp_path / "out", checkpoint, uninterrupted)
+    assert result.resumed_from == 6
+    assert {"message": "resuming from step 6 of 12"} in events
+    assert [e["step"] for e in events if "step" in e] == list(range(7, 13))
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["epoch_eval_losses"] == pytest.approx(uninterrupted[1]["epoch_eval_losses"], rel=1e-5)
+    assert metrics["base_eval_loss"] == uninterrupted[1]["base_eval_loss"]
+
+
+def test_by_default_a_run_resumes_from_the_last_epoch_end(varied, tiny_model_dir, tmp_path, uninterrupted) -> None:
+    checkpoint = _interrupted_run(varied, tiny_model_dir, tmp_path, 7)  # 120 s between checkpoints: none mid-epoch
+    result, _ = _resume_and_compare(varied, tiny_model_dir, tmp_path / "out", checkpoint, uninterrupted)
+    assert result.resumed_from == 4
+
+
+def test_a_checkpoint_of_other_examples_or_settings_is_refused(varied, tiny_model_dir, tmp_path) -> None:
+    checkpoint = _interrupted_run(varied, tiny_model_dir, tmp_path, 2, checkpoint_seconds=0)
+    examples, _ = read_examples(varied)
+    saved = (checkpoint / "state.pt").read_bytes()
+    with pytest.raises(TuneError, match=r"the checkpoint in .*ckpt was made from different examples or settings "
+                                        r"\(data_sha256 differ\)"):
+        train_adapter(examples[:12], tiny_model_dir, tmp_path / "out", CONFIG, eval_examples=examples[:EVAL_EXAMPLES],
+                      checkpoint_dir=checkpoint)
+    with pytest.raises(TuneError, match=r"\(config differ\)"):
+        train_adapter(examples, tiny_model_dir, tmp_path / "out", replace(CONFIG, learning_rate=1e-3),
+                      eval_examples=examples[:EVAL_EXAMPLES], checkpoint_dir=checkpoint)
+    assert (checkpoint / "state.pt").read_bytes() == saved and not (tmp_path / "out").exists()
+    # Only how fast it runs changed: that is the same run, so it resumes.
+    result = train_adapter(examples, tiny_model_dir, tmp_path / "out", replace(CONFIG, threads=1),
+                           eval_examples=examples[:EVAL_EXAMPLES], checkpoint_dir=checkpoint)
+    assert result.resumed_from == 2
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_a_training_process_killed_mid_run_resumes(varied, tiny_model_dir, tmp_path, uninterrupted) -> None:
+    marker, checkpoint = tmp_path / "marker", tmp_path / "ckpt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "tests.support.train_child", str(tiny_model_dir), str(varied), str(tmp_path / "out"),
+            str(checkpoint), "9", str(marker)]
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + _MARKER_WAIT
+    while not marker.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"the training child ended before step 9: {proc.communicate()[1].decode()[-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("the training child never reached step 9")
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL: no cleanup code of ours runs
+    proc.wait()
+    assert proc.returncode == -9
+    result, _ = _resume_and_compare(varied, tiny_model_dir, tmp_path / "out", checkpoint, uninterrupted)
+    assert result.resumed_from == 9
