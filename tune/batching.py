@@ -105,6 +105,8 @@ def summed_loss(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tenso
 
     Summing (not averaging) lets evaluation weight every token equally across batches.
     """
+    device = next(model.parameters()).device
+    batch = {name: tensor.to(device) for name, tensor in batch.items()}  # collate builds on the CPU
     targets = batch["labels"][:, 1:]  # the logit at position t predicts token t + 1
     keep = targets != IGNORE
     # Most of a sequence is prompt: asking only for the logits at positions that carry a label

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 import torch
 
+from tune import distributed
 from tune.config import TuneConfig
 from tune.encode import Encoded
 from tune.errors import TuneError
@@ -57,7 +58,11 @@ class LoopState:
 
 
 class Checkpoints:
-    """Where a run keeps its checkpoint (``checkpoint_dir``), and when it writes one."""
+    """Where a run keeps its checkpoint (``checkpoint_dir``), and when it writes one.
+
+    Data parallel, only the first process reads and writes the folder; the others get what it
+    read, so every process resumes from the same state.
+    """
 
     def __init__(self, directory: Path | None, seconds: float) -> None:
         self.directory, self.seconds = directory, seconds
@@ -74,7 +79,15 @@ class Checkpoints:
         self._parts = (model, optimizer, scheduler)
         if self.directory is None:
             return LoopState()
-        saved = open_checkpoint(self.directory, key)
+        saved: dict[str, Any] | TuneError | None = None
+        if distributed.is_main():
+            try:
+                saved = open_checkpoint(self.directory, key)
+            except TuneError as exc:  # handed on, so that every process raises it
+                saved = exc
+        saved = distributed.broadcast_object(saved)
+        if isinstance(saved, TuneError):
+            raise saved
         self._saved_at = time.perf_counter()
         if saved is None:
             return LoopState()
@@ -83,7 +96,9 @@ class Checkpoints:
 
     def save(self, state: LoopState, *, now: bool = False) -> None:
         """Write a checkpoint when ``now`` or when ``seconds`` have passed since the last one."""
-        if self.directory is None or (not now and time.perf_counter() - self._saved_at < self.seconds):
+        if self.directory is None or not distributed.is_main():
+            return
+        if not now and time.perf_counter() - self._saved_at < self.seconds:
             return
         write_state(self.directory, state, *self._parts)
         self._saved_at = time.perf_counter()

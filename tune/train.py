@@ -16,6 +16,7 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from peft.tuners.lora import LoraLayer
 
+from tune import distributed
 from tune.batching import collate, encode_all, length_grouped_batches, micro_batches, summed_loss, target_count
 from tune.checkpoint import Checkpoints, LoopState, run_key
 from tune.config import TuneConfig
@@ -82,7 +83,8 @@ def train_adapter(
         config: hyperparameters; default `TuneConfig()`.
         eval_examples: held-out conversations; their loss is measured before and after.
         progress: called with ``{"step", "total", "loss", "tokens_per_s", "lr"}`` after every
-            step, and with ``{"message": str}`` before slow phases.
+            step, and with ``{"message": str}`` before slow phases (by the first process only,
+            when data-parallel).
         init_adapter: a PEFT adapter folder to continue training from (retraining the active
             version) instead of a fresh LoRA; its rank, alpha and layers win over ``config``
             (a warning says so when they differ).
@@ -92,6 +94,11 @@ def train_adapter(
             run. Deleted once the adapter is saved. None: no checkpoints.
         checkpoint_seconds: seconds of training between checkpoints (each epoch's end writes
             one too); 0 writes one after every step.
+
+    Data parallel: launched by ``torchrun`` or ``accelerate launch``, every process calls this
+    with the same arguments; each takes its share of every batch and the gradients are summed
+    across processes before each step, so the adapter is that of one process on the whole batch.
+    Only the first process writes the adapter, metrics and checkpoints; the others wait for it.
 
     Raises:
         DataError: no example has any reply tokens within ``max_length``.
@@ -106,10 +113,12 @@ def train_adapter(
     threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
+    distributed.setup()
     try:
         init = Path(init_adapter) if init_adapter is not None else None
         return _train(
-            examples, Path(base_model_dir), Path(out_dir), config, eval_examples, progress or _quiet, init, checkpoints
+            examples, Path(base_model_dir), Path(out_dir), config, eval_examples,
+            (progress or _quiet) if distributed.is_main() else _quiet, init, checkpoints,
         )
     finally:
         torch.set_num_threads(threads)  # the setting is process-wide: give it back
@@ -137,7 +146,7 @@ def _train(
     if eval_examples:
         eval_set, eval_warnings = encode_all(tokenizer, eval_examples, config.max_length, "evaluation")
         warnings += eval_warnings
-    model = _with_lora(model, config, init_adapter, warnings)
+    model = _with_lora(model, config, init_adapter, warnings).to(distributed.device())
     if dtype == torch.bfloat16:
         _compute_in_bfloat16(model)
     pad_id = tokenizer.pad_token_id
@@ -169,7 +178,8 @@ def _train(
             if len(state.losses) >= total:
                 break
             step_started = time.perf_counter()
-            loss, batch_tokens = _gradients(model, [train_set[i] for i in indices], config.micro_batch_tokens, pad_id)
+            share = indices[distributed.rank() :: distributed.world()]  # this process's part of the batch
+            loss, batch_tokens = _gradients(model, [train_set[i] for i in share], config.micro_batch_tokens, pad_id)
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             rate = scheduler.get_last_lr()[0]  # the rate this step uses
             optimizer.step()
@@ -210,9 +220,6 @@ def _train(
         if state.best is not None and state.best[0] < eval_loss:
             model.load_state_dict(state.best[1], strict=False)  # an earlier epoch did better: keep it
             eval_loss = state.best[0]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
     train_seconds = sum(h["seconds"] for h in state.history)
     metrics = {
         "dtype": str(dtype).removeprefix("torch."),
@@ -224,8 +231,13 @@ def _train(
         "train_seconds": train_seconds,
         "tokens_per_s": state.tokens / train_seconds if train_seconds else None,
     }
-    (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
-    checkpoints.finish()
+    if distributed.is_main():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
+        (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
+        checkpoints.finish()
+    distributed.barrier()  # the other processes return once the adapter is there
     tail = state.losses[-min(len(state.losses), per_epoch) :]
     return TrainResult(
         train_loss=sum(tail) / len(tail),
@@ -243,10 +255,13 @@ def _train(
 def _gradients(model: Any, items: Sequence[Encoded], max_tokens: int, pad_id: int) -> tuple[float, int]:
     """Backpropagate one optimiser step's batch, a micro-batch at a time.
 
+    Data parallel, ``items`` is this process's share of the batch (maybe none); the gradients
+    and figures returned are summed over every process, so they are those of the whole batch.
+
     Returns:
         The batch's mean loss per reply token, and the tokens fed through the model.
     """
-    targets = target_count(items)
+    targets = int(distributed.all_reduce_sum(torch.tensor(target_count(items))))
     step_loss, tokens = 0.0, 0
     for micro in micro_batches(items, max_tokens):
         batch = collate(micro, pad_id)
@@ -257,7 +272,9 @@ def _gradients(model: Any, items: Sequence[Encoded], max_tokens: int, pad_id: in
         (loss_sum / targets).backward()
         step_loss += float(loss_sum.detach())
         tokens += int(batch["attention_mask"].sum())
-    return step_loss / targets, tokens
+    distributed.all_reduce_gradients(p for p in model.parameters() if p.requires_grad)
+    step_loss, tokens = distributed.all_reduce_sum(torch.tensor([step_loss, tokens], dtype=torch.float64)).tolist()
+    return step_loss / targets, int(tokens)
 
 
 def _end_epoch(
@@ -341,7 +358,7 @@ def _compute_in_bfloat16(model: Any) -> None:
 def autocast(model: Any) -> contextlib.AbstractContextManager:
     """Mixed precision for a model set up by `_compute_in_bfloat16`; nothing for others."""
     if getattr(model, "hybrid_autocast", False):
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -353,6 +370,8 @@ def _trainable_state(model: Any) -> dict[str, torch.Tensor]:
 def evaluate(model: Any, items: Sequence[Encoded], max_tokens: int, pad_id: int) -> float:
     """Per-token loss over ``items`` (every labelled token weighs the same), in eval mode.
 
+    Data parallel, each process measures its share of ``items`` and the sums are added up.
+
     Args:
         max_tokens: padded tokens per forward pass (see `TuneConfig.micro_batch_tokens`).
     """
@@ -360,11 +379,12 @@ def evaluate(model: Any, items: Sequence[Encoded], max_tokens: int, pad_id: int)
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
-        for group in micro_batches(items, max_tokens):
+        for group in micro_batches(items[distributed.rank() :: distributed.world()], max_tokens):
             with autocast(model):
                 loss_sum, n = summed_loss(model, collate(group, pad_id))
             total, count = total + float(loss_sum), count + n
     model.train(was_training)
+    total, count = distributed.all_reduce_sum(torch.tensor([total, count], dtype=torch.float64)).tolist()
     return total / count
 
 

@@ -19,11 +19,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from tune import TuneConfig, read_examples, train_adapter
+from tune import TuneConfig, distributed, read_examples, train_adapter
 
-# 16 examples: 4 steps an epoch, 12 in all. float32, so runs split differently agree closely.
+# 13 to 16 examples: 4 steps an epoch, 12 in all. float32, so runs split differently agree closely.
 CONFIG = TuneConfig(batch_size=4, epochs=3, learning_rate=1e-2, dtype="float32", seed=3)
-EVAL_EXAMPLES = 4
+EVAL_EXAMPLES = 3
 _HOLD_SECONDS = 120  # far longer than any test waits; the test kills us well before
 
 
@@ -41,6 +41,17 @@ def main(model: str, data: str, out: str, checkpoint: str, stop_after: int | Non
         checkpoint_dir=checkpoint.format(rank=rank), checkpoint_seconds=0,
     )
     print(json.dumps({"rank": int(rank), **asdict(result)}), flush=True)
+    distributed.shutdown()
+
+
+def write_examples(path: Path, count: int) -> Path:
+    """``count`` JSONL examples whose replies differ in length, so each batch shows in the losses."""
+    reply = "Dear customer, thank you for your question."
+    records = [{"messages": [{"role": "user", "content": f"Question {i}: where is my parcel?"},
+                             {"role": "assistant", "content": reply + " Please check your account." * (i % 5)}]}
+               for i in range(count)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.support.train_child import CONFIG, EVAL_EXAMPLES
+from tests.support.train_child import CONFIG, EVAL_EXAMPLES, write_examples
 from tune import AdapterNotFoundError, TuneConfig, TuneError, load_model, read_examples, train_adapter
 from tune.batching import encode_all
 from tune.train import evaluate
@@ -71,13 +71,7 @@ def test_a_folder_without_an_adapter_is_refused(tiny_model_dir, tmp_path, exampl
 @pytest.fixture(scope="module")
 def varied(tmp_path_factory) -> Path:
     """16 examples whose replies differ in length, so each batch (and its order) shows in the losses."""
-    path = tmp_path_factory.mktemp("varied") / "varied.jsonl"
-    reply = "Dear customer, thank you for your question."
-    records = [{"messages": [{"role": "user", "content": f"Question {i}: where is my parcel?"},
-                             {"role": "assistant", "content": reply + " Please check your account." * (i % 5)}]}
-               for i in range(16)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return path
+    return write_examples(tmp_path_factory.mktemp("varied") / "varied.jsonl", 16)
 
 
 @pytest.fixture(scope="module")
