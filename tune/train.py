@@ -24,10 +24,13 @@ from tune.data import Example
 from tune.encode import Encoded
 from tune.errors import AdapterNotFoundError, DataError
 from tune.models import load_model, resolve_dtype
+from tune.plot import write_loss_curve
 
 Progress = Callable[[dict], None]
 # Beside the adapter: the loss and speed of every step, and the evaluation losses.
 METRICS_FILE = "metrics.json"
+# Beside it: the same losses drawn (tune.plot).
+LOSS_CURVE_FILE = "loss.png"
 # What a PEFT adapter folder holds (``init_adapter``).
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
@@ -237,6 +240,10 @@ def _train(
         tokenizer.save_pretrained(out_dir)
         (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
         checkpoints.finish()
+        try:
+            write_loss_curve(metrics, out_dir / LOSS_CURVE_FILE, steps_per_epoch=per_epoch)
+        except Exception as exc:  # a picture must never cost a trained adapter
+            warnings.append(f"the loss curve {LOSS_CURVE_FILE} was not drawn: {exc}; metrics.json has the same figures")
     distributed.barrier()  # the other processes return once the adapter is there
     tail = state.losses[-min(len(state.losses), per_epoch) :]
     return TrainResult(

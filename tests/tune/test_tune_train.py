@@ -128,6 +128,7 @@ def test_both_number_formats_train_and_write_metrics(tiny_model_dir, tmp_path, d
     assert metrics["dtype"] == dtype and len(metrics["steps"]) == 6
     assert metrics["eval_loss"] == result.eval_loss < result.base_eval_loss
     assert metrics["tokens_per_s"] > 0 and metrics["train_tokens"] == result.tokens
+    assert (tmp_path / "a" / "loss.png").read_bytes().startswith(b"\x89PNG")
     saved = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
     assert saved["r"] == 8  # the adapter itself stays float32 and loads as usual
     assert Generator.load(tiny_model_dir, tmp_path / "a").generate(QUESTION, max_new_tokens=5).text is not None
@@ -155,3 +156,16 @@ def test_early_stopping_keeps_the_best_epoch(tiny_model_dir, tmp_path, monkeypat
     best = {k.replace(".default", ""): v for k, v in kept[0].items()}
     name = next(iter(saved))
     assert torch.equal(saved[name].float(), best[name].float())  # the epoch-1 weights were saved
+
+
+def test_a_failed_loss_curve_is_a_warning_not_a_failed_run(tiny_model_dir, tmp_path, monkeypatch) -> None:
+    import tune.train
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tune.train, "write_loss_curve", fail)
+    messages = ({"role": "user", "content": "Question"}, {"role": "assistant", "content": "Thank you."})
+    result = train_adapter([Example(messages, "m", 1)], tiny_model_dir, tmp_path / "a", TuneConfig(max_steps=1))
+    assert any("loss.png was not drawn: disk full" in w for w in result.warnings)
+    assert (tmp_path / "a" / "adapter_model.safetensors").is_file() and not (tmp_path / "a" / "loss.png").exists()
