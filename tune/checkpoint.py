@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -128,8 +129,10 @@ def run_key(
     if init_adapter is not None:
         adapter = {"name": init_adapter.name, "sha256": hashlib.sha256(
             (init_adapter / "adapter_model.safetensors").read_bytes()).hexdigest()}
-    return {"data_sha256": data.hexdigest(), "config": settings, "base_model": base_model_dir.name,
-            "init_adapter": adapter}
+    parts = {"data_sha256": data.hexdigest(), "config": settings, "base_model": base_model_dir.name,
+             "init_adapter": adapter}
+    whole = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    return {"fingerprint": whole, **parts}
 
 
 def open_checkpoint(directory: Path, key: dict[str, Any]) -> dict[str, Any] | None:
@@ -147,14 +150,20 @@ def open_checkpoint(directory: Path, key: dict[str, Any]) -> dict[str, Any] | No
     if run_file.is_file():
         found = json.loads(run_file.read_text())
         if found != _plain(key):
-            differ = ", ".join(name for name in key if found.get(name) != _plain(key)[name]) or "format"
+            differ = ", ".join(name for name in key if name != "fingerprint" and found.get(name) != _plain(key)[name])
             raise TuneError(
-                f"the checkpoint in {directory} was made from different examples or settings ({differ} differ); "
+                f"the checkpoint in {directory} was made from different examples or settings "
+                f"({differ or 'format'} differ); "
                 "pass the same examples and settings to resume it, or delete the folder to start over"
             )
-        if (directory / STATE_FILE).is_file():
+        if not (directory / STATE_FILE).is_file():
+            return None  # stopped before its first checkpoint
+        try:
             return torch.load(directory / STATE_FILE, map_location="cpu", weights_only=True)
-        return None
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+            raise TuneError(
+                f"the checkpoint {directory / STATE_FILE} cannot be read ({exc}); delete the folder to start over"
+            ) from exc
     directory.mkdir(parents=True, exist_ok=True)
     _replace(run_file, lambda file: file.write((json.dumps(key, indent=1) + "\n").encode()))
     return None

@@ -338,7 +338,9 @@ def _with_lora(model: Any, config: TuneConfig, init_adapter: Path | None, warnin
 def _layer_names(model: Any, targets: str | list[str]) -> set[str]:
     """The last name part of each layer that PEFT would give LoRA for ``targets``."""
     head = model.get_output_embeddings()
-    linear = [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear) and module is not head]
+    linear = [
+        name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear) and module is not head
+    ]
     if targets == "all-linear":
         chosen = linear
     elif isinstance(targets, str):  # PEFT reads a single string as a regular expression

@@ -52,17 +52,18 @@ def test_two_processes_train_the_adapter_of_one(tiny_model_dir, tmp_path) -> Non
     assert results[0]["eval_loss"] == results[1]["eval_loss"] and results[0]["tokens"] == results[1]["tokens"]
 
     examples, _ = read_examples(data)
-    single = train_adapter(examples, tiny_model_dir, tmp_path / "single", CONFIG, eval_examples=examples[:EVAL_EXAMPLES])
-    # Only the first process wrote: the adapter, tokenizer and metrics, and its checkpoint is gone.
+    single_dir = tmp_path / "single"
+    single = train_adapter(examples, tiny_model_dir, single_dir, CONFIG, eval_examples=examples[:EVAL_EXAMPLES])
+    # Only the first process wrote: the adapter, tokenizer, metrics and curve; its checkpoint is gone.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["examples.jsonl", "out-0", "single"]
-    assert sorted(p.name for p in (tmp_path / "out-0").iterdir()) == sorted(p.name for p in (tmp_path / "single").iterdir())
-    two, one = load_file(str(tmp_path / "out-0" / "adapter_model.safetensors")), load_file(
-        str(tmp_path / "single" / "adapter_model.safetensors"))
+    assert sorted(p.name for p in (tmp_path / "out-0").iterdir()) == sorted(p.name for p in single_dir.iterdir())
+    two = load_file(str(tmp_path / "out-0" / "adapter_model.safetensors"))
+    one = load_file(str(single_dir / "adapter_model.safetensors"))
     assert two.keys() == one.keys()
     assert max(float((two[k] - one[k]).abs().max()) for k in one) < 1e-4
     metrics = json.loads((tmp_path / "out-0" / "metrics.json").read_text())
     assert [s["loss"] for s in metrics["steps"]] == pytest.approx(
-        [s["loss"] for s in json.loads((tmp_path / "single" / "metrics.json").read_text())["steps"]], rel=1e-4)
+        [s["loss"] for s in json.loads((single_dir / "metrics.json").read_text())["steps"]], rel=1e-4)
     assert results[0]["tokens"] == single.tokens and results[0]["steps"] == single.steps == 12
     assert results[0]["eval_loss"] == pytest.approx(single.eval_loss, rel=1e-4)
     assert results[0]["base_eval_loss"] == pytest.approx(single.base_eval_loss, rel=1e-6)
