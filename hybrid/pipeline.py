@@ -426,11 +426,21 @@ class Pipeline:
         input_column: str | None = None,
         output_column: str | None = None,
         with_context: str | Path | None = None,
+        from_ref: str | None = None,
+        resume: bool = False,
         **overrides: Any,
     ) -> tune.TuneOutcome:
         """Train a new adapter version ``NAME@vN`` on ``examples``; earlier versions stay.
 
+        The new version becomes active unless it does worse than the active one on the held-out
+        examples (``outcome.activated``, ``outcome.gate``; see `tune.tune`). Rank, learning rate,
+        epochs and batch size that neither ``overrides`` nor the settings file set are chosen
+        from the number of examples (``outcome.settings`` says which and why).
+
         Args:
+            from_ref: continue from this adapter (``NAME`` or ``NAME@vN``), replaying examples
+                it was trained on.
+            resume: continue the newest interrupted run of ``name`` from its checkpoint.
             with_context: an index directory: train on the serve-time prompt, each example with
                 ``settings.k`` passages from it (relevant ones and ``k // 2`` distractors) and
                 a cited reply (``hybrid.context``); meta.json records it under ``context``.
@@ -441,8 +451,15 @@ class Pipeline:
         base_dir = self.base_model_dir(spec)
         if with_context is not None and overrides.get("max_length") is None:
             overrides["max_length"] = max(self.settings.tune.max_length, CONTEXT_MAX_LENGTH)
+        given = {k: v for k, v in overrides.items() if v is not None}
         with leaf_errors():
-            config = dataclasses.replace(self.settings.tune, **{k: v for k, v in overrides.items() if v is not None})
+            config = dataclasses.replace(self.settings.tune, **given)
+        # Set by the user: on the command line, or in hybrid.toml / HYBRID_TUNE (a value that
+        # differs from the built-in default; one equal to it cannot be told apart, and is the same).
+        stock = tune.TuneConfig()
+        given_names = set(given) | {
+            f.name for f in dataclasses.fields(stock) if getattr(self.settings.tune, f.name) != getattr(stock, f.name)
+        }
         source = augment = None
         if with_context is not None:
             index_dir = Path(with_context).expanduser().resolve()
@@ -471,6 +488,9 @@ class Pipeline:
                     output_column=output_column,
                     progress=progress,
                     augment=augment,
+                    given=given_names,
+                    from_ref=from_ref,
+                    resume=resume,
                 )
                 return outcome if augment is None else record_context(self.registry, outcome, augment)
         finally:

@@ -58,6 +58,15 @@ class TuneConfig:
     # native bf16 (AMX or AVX512-BF16), else float32. The LoRA weights, their gradients and the
     # optimiser stay float32 either way, and the loss is computed in float32.
     dtype: str = "auto"
+    # Without --eval: the share of the examples held out to measure the adapter on (per-epoch
+    # loss, early stopping, the gate), when there are at least 50; at most 200 are held out.
+    val_split: float = 0.1
+    # With --from: earlier examples mixed in, as a multiple of the new ones (at least 50), so the
+    # adapter does not forget what it learnt; 0 = none.
+    replay: float = 1.0
+    # When a version of the name is active, the new one is activated only if it is not worse on
+    # the held-out examples: "loss+style" (held-out loss and style score), "loss", or "off".
+    gate: str = "loss+style"
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -67,6 +76,10 @@ class TuneConfig:
         _check_int(problems, "micro_batch_tokens", self.micro_batch_tokens, low=16)
         _check_int(problems, "seed", self.seed, low=0)
         _check_int(problems, "patience", self.patience, low=0)
+        if self.gate not in ("loss+style", "loss", "off"):
+            problems.append(f"gate must be loss+style, loss or off, got {self.gate!r}")
+        _check_number(problems, "val_split", self.val_split, low=0.0, high=0.5)
+        _check_number(problems, "replay", self.replay, low=0.0, high=100.0)
         if self.dtype not in ("auto", "float32", "bfloat16"):
             problems.append(f"dtype must be auto, float32 or bfloat16, got {self.dtype!r}")
         for name in ("max_steps", "threads"):

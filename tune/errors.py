@@ -61,3 +61,7 @@ class TuneConfigError(TuneError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("invalid tune config: " + "; ".join(problems))
         self.problems = problems
+
+
+class TrainingInterrupted(TuneError):
+    """Training was interrupted (Ctrl-C) after a checkpoint; ``--resume`` continues it."""

@@ -61,7 +61,8 @@ class StyleReport:
         eval_loss: per-token loss of the evaluated model on the replies (lower is better).
         base_eval_loss: the same for the base model; None when not compared.
         style_score: mean style score of the evaluated model's replies, 0..1 (higher: closer
-            to the house style; see `tune.style`).
+            to the house style; see `tune.style`); None when no reply was generated
+            (``max_examples=0``).
         base_style_score: the same for the base model's replies; None when not compared.
         components: mean of ``score`` and of each component for the evaluated model.
         base_components: the same for the base model, or None.
@@ -79,7 +80,7 @@ class StyleReport:
     scored: int
     eval_loss: float
     base_eval_loss: float | None
-    style_score: float
+    style_score: float | None
     base_style_score: float | None
     components: dict[str, float | None]
     base_components: dict[str, float | None] | None
@@ -124,7 +125,7 @@ def evaluate_adapter(
         examples: held-out conversations, each ending with the reference reply.
         max_length: tokens of a conversation kept for the loss (longer ones are cut).
         max_examples: replies generated per model (the slow part: about max_new_tokens / 20
-            seconds each for a 135M model on 2 CPU cores).
+            seconds each for a 135M model on 2 CPU cores); 0 measures the loss only.
         max_new_tokens: the longest generated reply, in tokens.
         seed: picks the sample of examples to generate for.
         progress: called with ``{"message": str}`` before slow phases and with
@@ -138,8 +139,8 @@ def evaluate_adapter(
     """
     started = time.perf_counter()
     report = progress or (lambda info: None)
-    if max_examples < 1 or max_new_tokens < 1:
-        raise DataError(f"max_examples and max_new_tokens must be at least 1, got {max_examples} and {max_new_tokens}")
+    if max_examples < 0 or max_new_tokens < 1:
+        raise DataError(f"max_examples must be >= 0 and max_new_tokens >= 1, got {max_examples} and {max_new_tokens}")
     pairs = [(e, i) for e in examples if (i := _last_reply(e)) is not None]
     if not pairs:
         raise DataError("no evaluation example ends with an assistant reply to compare with")
@@ -157,6 +158,13 @@ def evaluate_adapter(
         with model.disable_adapter():
             base_eval_loss = evaluate(model, items, micro, tokenizer.pad_token_id)
 
+    if max_examples == 0:  # the held-out loss alone (the gate's "loss" mode)
+        return StyleReport(
+            adapter=str(adapter_dir) if adapter_dir is not None else None, base_model=str(base_model_dir),
+            examples=len(items), scored=0, eval_loss=eval_loss, base_eval_loss=base_eval_loss, style_score=None,
+            base_style_score=None, components={}, base_components=None, markers=[], worst=[],
+            max_new_tokens=max_new_tokens, seconds=time.perf_counter() - started, warnings=warnings,
+        )
     chosen = sorted(random.Random(seed).sample(range(len(pairs)), min(max_examples, len(pairs))))
     sample = [pairs[i] for i in chosen]
     generator = Generator(model, tokenizer, Path(base_model_dir), adapter_dir)

@@ -266,6 +266,18 @@ class AdapterRegistry:
         state = {"version": version, "activated": _now(), "history": history[-HISTORY_LIMIT:]}
         _write_json(self.root / validate_name(name) / ACTIVE_FILE, state)
 
+    def unfinished(self, name: str) -> list[tuple[int, Path]]:
+        """Version directories of ``name`` without meta.json (a run in progress or interrupted), oldest first."""
+        folder = self.root / validate_name(name)
+        if not folder.is_dir():
+            return []
+        found = [
+            (int(m.group(1)), child)
+            for child in folder.iterdir()
+            if (m := _VERSION_DIR.match(child.name)) and child.is_dir() and not (child / META_FILE).is_file()
+        ]
+        return sorted(found)
+
     def discard(self, name: str, version: int) -> None:
         """Remove an unfinished version's directory (after a failed run); finished ones stay."""
         path = self.root / validate_name(name) / f"v{int(version)}"

@@ -50,16 +50,25 @@ class _TuneGroup(click.Group):
 @click.option("--check", "check_only", is_flag=True, help="Validate the examples only; exit 1 on problems.")
 @click.option("--name", default="house", show_default=True, help="Adapter name; each run makes NAME@vN.")
 @click.option("--base-model", default=None, help="Base model: HF id or directory [default: SmolLM2-135M-Instruct].")
-@click.option("--epochs", type=click.IntRange(1, 100), default=None, help="Passes over the examples [default: 1].")
+@click.option("--epochs", type=click.IntRange(1, 100), default=None, help="Passes over the examples [default: from the data size].")
 @click.option("--max-steps", type=click.IntRange(1), default=None, help="Stop after this many optimiser steps.")
-@click.option("--learning-rate", type=click.FloatRange(0, 1, min_open=True), default=None, help="Peak learning rate [default: 2e-4].")
-@click.option("--batch-size", type=click.IntRange(1), default=None, help="Examples per optimiser step [default: 8].")
-@click.option("--rank", type=click.IntRange(1), default=None, help="LoRA rank [default: 8].")
+@click.option("--learning-rate", type=click.FloatRange(0, 1, min_open=True), default=None, help="Peak learning rate [default: from the data size].")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Examples per optimiser step [default: from the data size].")
+@click.option("--rank", type=click.IntRange(1), default=None, help="LoRA rank [default: from the data size].")
 @click.option(
     "--max-length", type=click.IntRange(16), default=None,
     help="Longest example in base-model tokens; --check refuses longer ones [default: 1024].",
 )
-@click.option("--eval", "eval_path", type=click.Path(dir_okay=False), default=None, help="Held-out examples: loss before and after.")
+@click.option(
+    "--eval", "eval_path", type=click.Path(dir_okay=False), default=None,
+    help="Held-out examples: loss before, after and per epoch [default: 10% of the examples, from 50].",
+)
+@click.option("--from", "from_ref", metavar="REF", default=None, help="Continue from this adapter (NAME or NAME@vN), replaying its examples.")
+@click.option("--resume", is_flag=True, help="Continue the last interrupted run of --name from its checkpoint.")
+@click.option(
+    "--gate", type=click.Choice(["loss+style", "loss", "off"]), default=None,
+    help="Activate the new version only if not worse than the active one on held-out loss (and style) [default: loss+style].",
+)
 @click.option("--force", is_flag=True, help="Train even when --check finds problems (bad lines are skipped).")
 @click.option("--input-column", default=None, help="CSV: the column holding the input.")
 @click.option("--output-column", default=None, help="CSV: the column holding the house-style output.")
@@ -86,6 +95,9 @@ def train(
     input_column: str | None,
     output_column: str | None,
     with_context: str | None,
+    from_ref: str | None,
+    resume: bool,
+    gate: str | None,
     allow_download: bool | None,
     as_json: bool,
 ) -> int:
@@ -102,8 +114,11 @@ def train(
         outcome = pipe.tune(
             list(examples), name=name, base_model=base_model, eval_path=eval_path, force=force,
             progress=progress, epochs=epochs, max_steps=max_steps, learning_rate=learning_rate,
-            batch_size=batch_size, rank=rank, max_length=max_length, with_context=with_context, **columns,
+            batch_size=batch_size, rank=rank, max_length=max_length, with_context=with_context,
+            from_ref=from_ref, resume=resume, gate=gate, **columns,
         )
+    if not outcome.version.meta:  # a second process under torchrun: the first one reports
+        return OK
     result = outcome.result
     payload = {
         "adapter": outcome.version.ref,
@@ -116,6 +131,15 @@ def train(
         "warnings": list(outcome.check.warnings) + list(result.warnings),
         "problems": [p.to_dict() for p in outcome.check.problems],  # the lines --force skipped
         "line_warnings": [p.to_dict() for p in outcome.check.line_warnings],
+        "activated": outcome.activated,
+        "gate": outcome.gate,
+        "settings": outcome.settings,
+        "parent": outcome.parent,
+        "replayed": outcome.replayed,
+        "held_out": outcome.held_out,
+        "steps": result.steps,
+        "resumed_from": getattr(result, "resumed_from", None),
+        "files": {"metrics": str(outcome.version.path / "metrics.json"), "loss_curve": str(outcome.version.path / "loss.png")},
     }
     if context := outcome.version.meta.get("context"):  # --with-context: what the pairing did
         payload["context"] = context
@@ -192,9 +216,25 @@ def _count(n: int, noun: str) -> str:
 
 def _human_tune(r: dict) -> str:
     lines = [f"trained {r['adapter']} on {r['examples']} examples in {r['seconds']:.0f} s -> {r['path']}"]
+    if r["parent"]:
+        lines.append(f"  continued from {r['parent']}, with {r['replayed']} of its earlier examples replayed")
+    if r["resumed_from"]:
+        lines.append(f"  resumed from step {r['resumed_from']}")
     lines.append(f"  train loss {r['train_loss']:.3f}")
     if r["eval_loss"] is not None:
-        lines.append(f"  held-out loss {r['base_eval_loss']:.3f} (base model) -> {r['eval_loss']:.3f} (adapter)")
+        held = f" ({r['held_out']} examples held out of the training files)" if r["held_out"] else ""
+        lines.append(f"  held-out loss {r['base_eval_loss']:.3f} (base model) -> {r['eval_loss']:.3f} (adapter){held}")
+    if gate := r["gate"]:
+        new, old = gate["new"], gate["active"]
+        style = f", style {old['style_score']:.3f} -> {new['style_score']:.3f}" if new.get("style_score") is not None else ""
+        lines.append(f"  gate against {gate['against']}: held-out loss {old['eval_loss']:.3f} -> {new['eval_loss']:.3f}{style}")
+    if r["activated"]:
+        lines.append(f"  active: {r['adapter']}")
+    else:
+        name = r["adapter"].split("@")[0]
+        lines.append(f"  NOT activated, {name} stays {r['gate']['against']}: " + "; ".join(r["gate"]["reasons"]))
+        lines.append(f"  to use it anyway: hybrid adapters activate {r['adapter']}")
+    lines.append(f"  metrics and loss curve: {r['files']['metrics']}, {r['files']['loss_curve']}")
     if c := r.get("context"):
         t = c["training"]
         lines.append(

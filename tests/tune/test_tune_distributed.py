@@ -67,3 +67,19 @@ def test_two_processes_train_the_adapter_of_one(tiny_model_dir, tmp_path) -> Non
     assert results[0]["tokens"] == single.tokens and results[0]["steps"] == single.steps == 12
     assert results[0]["eval_loss"] == pytest.approx(single.eval_loss, rel=1e-4)
     assert results[0]["base_eval_loss"] == pytest.approx(single.base_eval_loss, rel=1e-6)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="gloo over TCP on POSIX")
+def test_hybrid_tune_runs_unchanged_under_torchrun(tiny_model_dir, tmp_path) -> None:
+    data = write_examples(tmp_path / "examples.jsonl", 13)
+    hybrid = Path(sys.executable).parent / "hybrid"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYBRID_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
+            str(hybrid), "tune", str(data), "--base-model", str(tiny_model_dir), "--max-steps", "2",
+            "--learning-rate", "0.01", "--json"]
+    done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=_LAUNCH_TIMEOUT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    payloads = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(payloads) == 1 and payloads[0]["adapter"] == "house@v1"  # one report, from rank 0
+    versions = sorted(p.name for p in (tmp_path / "home" / "adapters" / "house").iterdir())
+    assert versions == ["active.json", "v1"] and (tmp_path / "home" / "adapters" / "house" / "v1" / "meta.json").is_file()

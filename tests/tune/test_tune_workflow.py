@@ -80,3 +80,80 @@ def test_over_long_examples_are_measured_with_the_base_tokenizer_and_refused(
     outcome = tune(data, name="house", registry=registry, base_model_dir=tiny_model_dir,
                    base_model_spec=str(tiny_model_dir), config=config, force=True)
     assert outcome.examples == 4 and outcome.version.meta["examples"] == 4
+
+
+def _replies(prefix: str, n: int, reply: str) -> list[dict]:
+    return [{"messages": [{"role": "user", "content": f"{prefix} question number {i}?"},
+                          {"role": "assistant", "content": reply}]} for i in range(n)]
+
+
+def test_without_eval_a_share_is_held_out_and_unset_settings_follow_the_data_size(
+    tmp_path, tiny_model_dir, write_jsonl, house_examples
+) -> None:
+    data = write_jsonl(tmp_path / "house.jsonl", house_examples(60))
+    outcome = run(data, AdapterRegistry(tmp_path / "adapters"), tiny_model_dir)
+    assert (outcome.examples, outcome.held_out) == (54, 6)
+    assert outcome.result.eval_loss is not None and outcome.version.meta["held_out_from_training"] == 6
+    lines = {line.split(" ")[0]: line for line in outcome.settings}
+    assert "set by you" in lines["learning"] and "set by you" in lines["batch"]  # CONFIG sets both
+    assert "set by you" not in lines["rank"] and "54" in lines["rank"]  # chosen from the 54 left
+    assert outcome.version.meta["settings"] == outcome.settings
+
+
+def test_from_continues_with_replay_and_records_the_lineage(tmp_path, tiny_model_dir, write_jsonl, house_examples) -> None:
+    registry = AdapterRegistry(tmp_path / "adapters")
+    first = run(write_jsonl(tmp_path / "v1.jsonl", house_examples(8)), registry, tiny_model_dir)
+    new = write_jsonl(tmp_path / "v2.jsonl", _replies("Refund", 4, "Dear customer, your refund is on its way."))
+    second = run(new, registry, tiny_model_dir, from_ref="house")
+    assert (second.version.ref, second.parent, second.replayed, second.examples) == ("house@v2", "house@v1", 8, 4)
+    assert second.version.meta["lineage"] == ["house@v1"] and second.version.meta["replayed"] == 8
+    assert len((second.version.path / "examples.jsonl").read_text().splitlines()) == 4  # its own, not the replay
+    assert registry.resolve("house").ref == "house@v2" and registry.resolve("house@v1") == first.version
+    # The shape of the adapter it continues is kept, whatever the data size would choose.
+    assert second.version.meta["hyperparameters"]["rank"] == first.version.meta["hyperparameters"]["rank"]
+    newer = write_jsonl(tmp_path / "v3.jsonl", _replies("Invoice", 2, "Dear customer, the invoice is attached."))
+    third = run(newer, registry, tiny_model_dir, from_ref="house@v2")
+    assert third.version.meta["lineage"] == ["house@v1", "house@v2"] and third.replayed == 12
+
+
+def test_a_worse_version_is_kept_but_not_activated(tmp_path, tiny_model_dir, write_jsonl, house_examples) -> None:
+    registry = AdapterRegistry(tmp_path / "adapters")
+    held_out = write_jsonl(tmp_path / "eval.jsonl", house_examples(12)[8:])
+    first = run(write_jsonl(tmp_path / "house.jsonl", house_examples(8)), registry, tiny_model_dir, eval_path=held_out)
+    assert first.activated and first.gate is None  # nothing to compare with yet
+    off_style = write_jsonl(tmp_path / "off.jsonl", _replies("Other", 8, "zq xv kk " * 12))
+    config = TuneConfig(max_steps=6, batch_size=4, learning_rate=1e-2, gate="loss")
+    second = tune(off_style, name="house", registry=registry, base_model_dir=tiny_model_dir, base_model_spec="tiny-spec",
+                  config=config, eval_path=held_out)
+    assert not second.activated and second.gate["passed"] is False and second.gate["against"] == "house@v1"
+    assert "held-out loss" in second.gate["reasons"][0] and second.gate["new"]["style_score"] is None
+    assert registry.resolve("house").ref == "house@v1" and registry.resolve("house@v2").meta["gate"] == second.gate
+    # A version that is as good passes, with the style score measured too (the default gate).
+    third = run(write_jsonl(tmp_path / "again.jsonl", house_examples(8)), registry, tiny_model_dir, eval_path=held_out)
+    assert third.gate["mode"] == "loss+style" and third.gate["new"]["style_score"] is not None
+    assert third.activated == third.gate["passed"] and registry.resolve("house").ref == (
+        "house@v3" if third.activated else "house@v1"
+    )
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny_model_dir, write_jsonl, house_examples) -> None:
+    from tune.errors import TrainingInterrupted, TuneError
+
+    registry = AdapterRegistry(tmp_path / "adapters")
+    data = write_jsonl(tmp_path / "house.jsonl", house_examples(8))
+    config = TuneConfig(epochs=3, batch_size=4, learning_rate=1e-2)  # 2 steps per epoch
+
+    def stop_at_step_3(info: dict) -> None:
+        if info.get("step") == 3:
+            raise KeyboardInterrupt
+
+    common = {"name": "house", "registry": registry, "base_model_dir": tiny_model_dir, "base_model_spec": "tiny-spec",
+              "config": config}
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        tune(data, progress=stop_at_step_3, **common)
+    assert registry.versions("house") == [] and [n for n, _ in registry.unfinished("house")] == [1]
+    outcome = tune(data, resume=True, **common)
+    assert outcome.version.ref == "house@v1" and outcome.result.resumed_from == 2 and outcome.result.steps == 6
+    assert not (outcome.version.path / "checkpoint").exists()
+    with pytest.raises(TuneError, match="nothing to resume"):
+        tune(data, resume=True, **common)
