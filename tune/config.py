@@ -58,6 +58,9 @@ class TuneConfig:
     # native bf16 (AMX or AVX512-BF16), else float32. The LoRA weights, their gradients and the
     # optimiser stay float32 either way, and the loss is computed in float32.
     dtype: str = "auto"
+    # torch.compile of the model's layers: "auto" compiles runs of 40 steps or more when a C++
+    # compiler is installed (30% faster steps after ~30 s of compilation), "on", or "off".
+    compile: str = "auto"
     # Without --eval: the share of the examples held out to measure the adapter on (per-epoch
     # loss, early stopping, the gate), when there are at least 50; at most 200 are held out.
     val_split: float = 0.1
@@ -76,6 +79,8 @@ class TuneConfig:
         _check_int(problems, "micro_batch_tokens", self.micro_batch_tokens, low=16)
         _check_int(problems, "seed", self.seed, low=0)
         _check_int(problems, "patience", self.patience, low=0)
+        if self.compile not in ("auto", "on", "off"):
+            problems.append(f"compile must be auto, on or off, got {self.compile!r}")
         if self.gate not in ("loss+style", "loss", "off"):
             problems.append(f"gate must be loss+style, loss or off, got {self.gate!r}")
         _check_number(problems, "val_split", self.val_split, low=0.0, high=0.5)

@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import re
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ from tune.models import load_model, resolve_dtype
 from tune.plot import write_loss_curve
 
 Progress = Callable[[dict], None]
+# Runs of at least this many steps compile the model's layers (tune.compile = "auto"): ~30 s of
+# compilation, repaid by ~30% faster steps of ~3 s each after about 35 steps.
+COMPILE_MIN_STEPS = 40
 # Beside the adapter: the loss and speed of every step, and the evaluation losses.
 METRICS_FILE = "metrics.json"
 # Beside it: the same losses drawn (tune.plot).
@@ -119,10 +123,12 @@ def train_adapter(
     distributed.setup()
     try:
         init = Path(init_adapter) if init_adapter is not None else None
-        return _train(
-            examples, Path(base_model_dir), Path(out_dir), config, eval_examples,
-            (progress or _quiet) if distributed.is_main() else _quiet, init, checkpoints,
-        )
+        # With tune.compile, a compiler problem costs speed (the layer runs as is), never the run.
+        with torch._dynamo.config.patch(suppress_errors=True):
+            return _train(
+                examples, Path(base_model_dir), Path(out_dir), config, eval_examples,
+                (progress or _quiet) if distributed.is_main() else _quiet, init, checkpoints,
+            )
     finally:
         torch.set_num_threads(threads)  # the setting is process-wide: give it back
 
@@ -159,6 +165,9 @@ def _train(
         [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=config.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_then_decay(total, config.warmup_ratio))
+    if _compiles(config.compile, total):
+        report({"message": f"compiling the model's layers for {total} steps (torch.compile; the first step takes ~30 s more)"})
+        compile_layers(model)
     state = checkpoints.start(run_key(train_set, eval_set, config, base_model_dir, init_adapter),
                               model, optimizer, scheduler)
     resumed_from = len(state.losses) if checkpoints.resumed else None
@@ -364,6 +373,34 @@ def _compute_in_bfloat16(model: Any) -> None:
     model.hybrid_autocast = True
 
 
+def _compiles(setting: str, steps: int) -> bool:
+    """Whether to compile: ``on``; or ``auto`` with enough steps to repay it and a C++ compiler."""
+    if setting == "on":
+        return True
+    return setting == "auto" and steps >= COMPILE_MIN_STEPS and any(shutil.which(cc) for cc in ("g++", "clang++"))
+
+
+def compile_layers(model: Any) -> None:
+    """Compile each decoder layer (``torch.compile``, shapes dynamic) in place.
+
+    Fusing the many small elementwise operations of a layer (norms, rotary embedding, the
+    LoRA scaling and sums) is worth 30% of the training speed on a small model on a CPU, at
+    the cost of about 30 s of compilation on the first step. Layers are compiled in place, so
+    parameter names, and the saved adapter, stay the same.
+    """
+    layers = _decoder_layers(model)
+    for layer in layers:
+        layer.compile(dynamic=True)
+
+
+def _decoder_layers(model: Any) -> list[torch.nn.Module]:
+    count = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    for _, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == count:
+            return list(module)
+    return []
+
+
 def autocast(model: Any) -> contextlib.AbstractContextManager:
     """Mixed precision for a model set up by `_compute_in_bfloat16`; nothing for others."""
     if getattr(model, "hybrid_autocast", False):
@@ -387,7 +424,8 @@ def evaluate(model: Any, items: Sequence[Encoded], max_tokens: int, pad_id: int)
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    with torch.no_grad():
+    # Eagerly: compiling the inference graph as well would cost more than it saves here.
+    with torch.no_grad(), torch.compiler.set_stance("force_eager"):
         for group in micro_batches(items[distributed.rank() :: distributed.world()], max_tokens):
             with autocast(model):
                 loss_sum, n = summed_loss(model, collate(group, pad_id))

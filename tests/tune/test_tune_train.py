@@ -169,3 +169,31 @@ def test_a_failed_loss_curve_is_a_warning_not_a_failed_run(tiny_model_dir, tmp_p
     result = train_adapter([Example(messages, "m", 1)], tiny_model_dir, tmp_path / "a", TuneConfig(max_steps=1))
     assert any("loss.png was not drawn: disk full" in w for w in result.warnings)
     assert (tmp_path / "a" / "adapter_model.safetensors").is_file() and not (tmp_path / "a" / "loss.png").exists()
+
+
+def test_compilation_is_chosen_for_long_runs_only(monkeypatch) -> None:
+    from tune import train
+
+    monkeypatch.setattr(train.shutil, "which", lambda name: "/usr/bin/g++")
+    assert train._compiles("auto", train.COMPILE_MIN_STEPS) and not train._compiles("auto", train.COMPILE_MIN_STEPS - 1)
+    assert train._compiles("on", 1) and not train._compiles("off", 10_000)
+    monkeypatch.setattr(train.shutil, "which", lambda name: None)  # no C++ compiler: stay eager
+    assert not train._compiles("auto", 10_000)
+
+
+@pytest.mark.slow
+def test_compiled_layers_train_the_same_adapter(tiny_model_dir, tmp_path, house_examples) -> None:
+    from tune import read_examples
+
+    path = tmp_path / "h.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in house_examples(8)) + "\n")
+    examples, _ = read_examples(path)
+    runs = {}
+    for mode in ("off", "on"):
+        events: list[dict] = []
+        config = TuneConfig(batch_size=4, max_steps=3, learning_rate=1e-2, dtype="float32", compile=mode)
+        result = train_adapter(examples, tiny_model_dir, tmp_path / mode, config, eval_examples=examples[:2],
+                               progress=events.append)
+        runs[mode] = ([e["loss"] for e in events if "step" in e], result.eval_loss)
+    assert runs["on"][0] == pytest.approx(runs["off"][0], rel=1e-3)
+    assert runs["on"][1] == pytest.approx(runs["off"][1], rel=1e-3)
