@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import click
 
 # transformers draws a "Loading weights" bar on every model load; our commands show their own
 # progress, so the model libraries' bars are off unless the user turns them on.
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+# A deprecation inside transformers that PEFT triggers on every adapter set-up: nothing a user
+# of this command can act on.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 from hybrid import __version__
 from hybrid.cli.adapters import adapters

@@ -202,3 +202,27 @@ def test_ingest_ocr_reads_a_scan_and_search_finds_it_under_a_non_ascii_name(home
     assert code == 0 and report["files_added"] == 1 and report["files_failed"] == []
     code, found = run("search", "glider winch cable", "-k", "1")
     assert code == 0 and found["hits"][0]["source"] == str(scan.resolve()) and "winch" in found["hits"][0]["text"]
+
+
+def test_tune_from_and_the_gate_through_the_cli(home: Path, examples: Path, tmp_path: Path) -> None:
+    code, first = run("tune", str(examples), "--max-steps", "3", "--learning-rate", "0.01", "--eval", str(examples))
+    assert code == 0 and first["activated"] and first["gate"] is None and first["settings"]
+    assert Path(first["files"]["metrics"]).is_file() and Path(first["files"]["loss_curve"]).is_file()
+    new = tmp_path / "new.jsonl"
+    new.write_text("\n".join(json.dumps({"messages": [{"role": "user", "content": f"Summarise memo {i} about the valve."},
+                                                      {"role": "assistant", "content": f"Summary: the valve memo {i} is filed. Kind regards, Support."}]})
+                             for i in range(4)) + "\n")
+    code, second = run("tune", str(new), "--from", "house", "--eval", str(examples), "--gate", "loss", "--max-steps", "2")
+    assert code == 0 and second["adapter"] == "house@v2" and second["parent"] == "house@v1" and second["replayed"] == 12
+    assert second["gate"]["against"] == "house@v1"
+    off = tmp_path / "off.jsonl"
+    off.write_text("\n".join(json.dumps({"messages": [{"role": "user", "content": f"Other thing {i}?"},
+                                                      {"role": "assistant", "content": "zq xv kk " * 10}]})
+                             for i in range(8)) + "\n")
+    args = ["tune", str(off), "--eval", str(examples), "--gate", "loss", "--max-steps", "6", "--learning-rate", "0.01"]
+    active = "house@v2" if second["activated"] else "house@v1"
+    human = CliRunner().invoke(main, args)  # house@v3, held back: the text says what to do
+    assert human.exit_code == 0 and "NOT activated" in human.stdout, human.stdout
+    assert "hybrid adapters activate house@v3" in human.stdout and f"stays {active}" in human.stdout
+    code, resumed = run("tune", str(examples), "--resume")
+    assert code == 1 and "nothing to resume" in resumed["error"]["message"]
