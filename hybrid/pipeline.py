@@ -117,6 +117,16 @@ class Pipeline:
                     self._index = ingest.Index.open(self.settings.index_dir, embedder)
         return self._index
 
+    def reload_index(self) -> int:
+        """Bring the open index up to date with its store now; returns the number of chunks.
+
+        A search does this by itself (the index checks the store's generation), so this only
+        moves the cost of loading new vectors off the first query after an ingest. The index
+        object is kept, never swapped or closed, so searches in flight are unaffected.
+        """
+        with leaf_errors():
+            return len(self.index())
+
     def close(self) -> None:
         """Close the index and drop the loaded models."""
         with self._lock:
@@ -512,6 +522,11 @@ class Pipeline:
             if name is not None and not found:
                 raise tune.AdapterNotFoundError(f"no adapter named {name}; {self.registry.listing()}")
         return found
+
+    def active_adapter(self, name: str) -> tune.AdapterVersion | None:
+        """The version ``name`` stands for now, or None when none was activated."""
+        with leaf_errors():
+            return self.registry.active(tune.parse_ref(name)[0])
 
     def activate_adapter(self, ref: str) -> tuple[tune.AdapterVersion | None, tune.AdapterVersion]:
         """Make ``NAME@vN`` the version that ``NAME`` stands for (``ask``, ``serve``, ``auto``).

@@ -10,8 +10,10 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from hybrid import Pipeline, Settings, __version__
+from serve.admin import router as admin_router
 from serve.deps import get_settings
 from serve.errors import install_error_handlers
+from serve.limits import BodyLimit
 from serve.routes import router, v1
 
 logger = logging.getLogger("hybrid.serve")
@@ -44,6 +46,8 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
     if settings is not None:
         app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
+    app.add_middleware(BodyLimit)  # 413 before a large body is read
     app.include_router(router)
     app.include_router(v1)
+    app.include_router(admin_router)
     return app

@@ -1,7 +1,17 @@
-"""Bearer keys: ``HYBRID_API_KEY`` guards every /v1 route (the admin key opens them too).
+"""Bearer keys: ``HYBRID_API_KEY`` guards every /v1 route, ``HYBRID_ADMIN_KEY`` the admin routes.
 
-Keys are compared in constant time. Without ``HYBRID_API_KEY`` the routes are open, which
-``hybrid serve`` allows only on a loopback address unless ``--insecure`` is given.
+The rules (docs/reference/http.md, "Keys"):
+
+- No key set: every route is open, which ``hybrid serve`` allows only on a loopback address
+  unless ``--insecure`` is given.
+- ``HYBRID_API_KEY`` set: /v1 routes need ``Authorization: Bearer <key>``, the query key or the
+  admin key; 401 without a key or with a wrong one.
+- Admin routes (adapter activation, document uploads, jobs) need the admin key: 401 without a
+  key or with a wrong one, 403 with the query key. With ``HYBRID_API_KEY`` set and
+  ``HYBRID_ADMIN_KEY`` unset they are closed (403 for every key): a server guarded for queries
+  never leaves its index and adapters open to anyone holding the query key.
+
+Keys are compared in constant time (``hmac.compare_digest``).
 """
 
 from __future__ import annotations
@@ -22,6 +32,14 @@ def _matches(given: str, key: SecretStr | None) -> bool:
     return key is not None and hmac.compare_digest(given.encode(), key.get_secret_value().encode())
 
 
+def _bearer(authorization: str | None) -> str:
+    """The key of an ``Authorization: Bearer <key>`` header; 401 when there is none."""
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise HTTPException(401, "missing key: send 'Authorization: Bearer <key>'", headers=_CHALLENGE)
+    return given.strip()
+
+
 def require_query_key(
     settings: Annotated[Settings, Depends(get_settings)],
     authorization: Annotated[str | None, Header()] = None,
@@ -29,8 +47,26 @@ def require_query_key(
     """401 unless the request carries the query key or the admin key (when keys are set)."""
     if settings.api_key is None:
         return
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        raise HTTPException(401, "missing key: send 'Authorization: Bearer <key>'", headers=_CHALLENGE)
+    given = _bearer(authorization)
     if not (_matches(given, settings.api_key) or _matches(given, settings.admin_key)):
         raise HTTPException(401, "wrong key", headers=_CHALLENGE)
+
+
+def require_admin_key(
+    settings: Annotated[Settings, Depends(get_settings)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    """The admin key: 401 without a key or with a wrong one, 403 with the query key.
+
+    Open only when neither key is set; closed (403) when only ``HYBRID_API_KEY`` is set.
+    """
+    if settings.api_key is None and settings.admin_key is None:
+        return
+    given = _bearer(authorization)
+    if _matches(given, settings.admin_key):
+        return
+    if _matches(given, settings.api_key):
+        if settings.admin_key is None:
+            raise HTTPException(403, "admin routes are closed: the server has no HYBRID_ADMIN_KEY; set it and restart")
+        raise HTTPException(403, "this route needs the admin key (HYBRID_ADMIN_KEY); the query key is not enough")
+    raise HTTPException(401, "wrong key", headers=_CHALLENGE)

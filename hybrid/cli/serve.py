@@ -34,6 +34,14 @@ def serve(
             f"refusing to listen on {host} without keys: set HYBRID_API_KEY (and HYBRID_ADMIN_KEY), "
             "or pass --insecure to accept anyone on the network"
         )
+    keys = [key.get_secret_value() if key is not None else None for key in (settings.api_key, settings.admin_key)]
+    if keys[0] is not None and keys[0] == keys[1]:
+        raise ConfigError(
+            "HYBRID_ADMIN_KEY is the same as HYBRID_API_KEY, so every query client could activate "
+            "adapters and upload documents; give the admin key a value of its own"
+        )
+    if keys[0] is not None and keys[1] is None:
+        log("admin routes are closed (adapter activation, uploads): set HYBRID_ADMIN_KEY to open them")
     import uvicorn
 
     from hybrid.pipeline import Pipeline

@@ -1,0 +1,202 @@
+"""Adapters and documents at runtime: list and activate adapter versions, upload PDFs.
+
+``GET /v1/adapters`` needs the query key; activating a version, uploading a document and reading
+a job need the admin key (serve/auth.py). An upload is stored under ``HYBRID_HOME/uploads`` as
+``<sha256>.pdf`` (the client's file name is kept in ``<sha256>.json``, never used as a path) and
+ingested by the one background worker (serve/jobs.py); queries keep working meanwhile and see
+the document once the job is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Path as PathParam, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from hybrid import HybridError, NotFoundError, Pipeline
+from serve.auth import require_admin_key, require_query_key
+from serve.deps import get_pipeline
+from serve.jobs import JOB_ID_RE, JobQueue
+from serve import limits
+from serve.schemas import ErrorResponse
+
+ADAPTER_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # tune.registry's rule, checked again there
+VERSION = r"^v[1-9][0-9]{0,5}$"
+UPLOAD_FIELD = "file"
+# A PDF starts with "%PDF-" within its first 1,024 bytes (ISO 32000-1, annex H.3).
+PDF_MAGIC, MAGIC_WINDOW = b"%PDF-", 1024
+COPY_CHUNK = 1 << 20
+
+ERRORS = {status: {"model": ErrorResponse} for status in (401, 403, 404, 409, 413, 415, 422, 503)}
+PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+
+
+class UploadError(HybridError):
+    """An upload that cannot be ingested: not multipart, no file, empty, not a PDF, too big."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+@asynccontextmanager
+async def _jobs_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The job worker lives as long as the app (inside its lifespan: the pipeline is loaded)."""
+    app.state.jobs = JobQueue()
+    yield
+    await run_in_threadpool(app.state.jobs.close)
+
+
+router = APIRouter(prefix="/v1", lifespan=_jobs_lifespan)
+
+
+class AdapterOut(BaseModel):
+    name: str
+    versions: list[str]
+    active: str | None = Field(description="The version NAME stands for; null when none is activated.")
+
+
+class ActivateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(pattern=VERSION, description="The version to activate, as vN.")
+
+
+class ActivateResponse(BaseModel):
+    name: str
+    active: str
+    previous: str | None
+
+
+def _jobs(request: Request) -> JobQueue:
+    return request.app.state.jobs
+
+
+@router.get("/adapters", response_model=list[AdapterOut], responses=ERRORS, dependencies=[Depends(require_query_key)])
+def list_adapters(pipeline: PipelineDep) -> list[dict]:
+    """Every adapter in the registry, its versions (oldest first) and the active one."""
+    found: dict[str, list[str]] = {}
+    for version in pipeline.adapter_versions():
+        found.setdefault(version.name, []).append(f"v{version.version}")
+    return [
+        {"name": name, "versions": versions, "active": _version_of(pipeline.active_adapter(name))}
+        for name, versions in found.items()
+    ]
+
+
+@router.post(
+    "/adapters/{name}/activate",
+    response_model=ActivateResponse,
+    responses=ERRORS,
+    dependencies=[Depends(require_admin_key)],
+)
+def activate_adapter(
+    name: Annotated[str, PathParam(pattern=ADAPTER_NAME)], body: ActivateRequest, pipeline: PipelineDep
+) -> dict:
+    """Make NAME stand for NAME@vN. Requests that use NAME (or the server's default, when it is
+    NAME) get the new version from the next one on; requests in flight finish on the old one."""
+    before, now = pipeline.activate_adapter(f"{name}@{body.version}")
+    return {"name": name, "active": f"v{now.version}", "previous": _version_of(before)}
+
+
+@router.post("/documents", status_code=202, responses=ERRORS, dependencies=[Depends(require_admin_key)])
+async def upload_document(request: Request, pipeline: PipelineDep) -> JSONResponse:
+    """Upload one PDF (multipart field ``file``); 202 with the job that ingests it."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise UploadError(415, "unsupported_media_type", f"send the PDF as multipart/form-data in a field named {UPLOAD_FIELD!r}")
+    form = await request.form(max_files=1, max_fields=8)
+    try:
+        upload = form.get(UPLOAD_FIELD)
+        if not isinstance(upload, UploadFile):
+            raise UploadError(422, "invalid_request", f"no file in the field {UPLOAD_FIELD!r}; send the PDF as {UPLOAD_FIELD}=@report.pdf")
+        uploads = pipeline.settings.home / "uploads"
+        document = await run_in_threadpool(_store, upload, uploads)
+    finally:
+        await form.close()
+    path = uploads / f"{document['sha256']}.pdf"
+    job = _jobs(request).submit("ingest", lambda report: _ingest(pipeline, path, report), {"document": document})
+    return JSONResponse({"job": job.id, "status": job.status}, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+@router.get("/jobs/{job_id}", responses=ERRORS, dependencies=[Depends(require_admin_key)])
+def get_job(job_id: str, request: Request) -> dict:
+    """A job's status (queued, running, done, failed), its progress, and its result or error."""
+    found = _jobs(request).get(job_id) if re.match(JOB_ID_RE, job_id) else None
+    if found is None:
+        raise NotFoundError(f"no job {job_id!r}; job ids come from POST /v1/documents, and are forgotten on restart")
+    return found
+
+
+def _version_of(version: Any) -> str | None:
+    return None if version is None else f"v{version.version}"
+
+
+def _store(upload: UploadFile, uploads: Path) -> dict[str, Any]:
+    """Copy the upload to ``uploads/<sha256>.pdf`` (written aside, then renamed); its metadata beside it."""
+    name = _display_name(upload.filename)
+    uploads.mkdir(parents=True, exist_ok=True)
+    digest, size, head = hashlib.sha256(), 0, b""
+    fd, tmp = tempfile.mkstemp(dir=uploads, prefix=".upload-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := upload.file.read(COPY_CHUNK):
+                size += len(chunk)
+                if size > limits.MAX_UPLOAD_BYTES:
+                    raise UploadError(413, "too_large", f"{name} is over the upload limit of {limits.MAX_UPLOAD_BYTES:,} bytes")
+                if len(head) < MAGIC_WINDOW:
+                    head += chunk[: MAGIC_WINDOW - len(head)]
+                digest.update(chunk)
+                out.write(chunk)
+        if size == 0:
+            raise UploadError(422, "empty_file", f"{name} is empty; upload a PDF")
+        if PDF_MAGIC not in head:
+            raise UploadError(422, "not_a_pdf", f"{name} is not a PDF (no %PDF- header); upload a PDF")
+        sha = digest.hexdigest()
+        os.replace(tmp, uploads / f"{sha}.pdf")
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    document = {"name": name, "sha256": sha, "bytes": size, "uploaded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    _write_json(uploads / f"{sha}.json", document)
+    return document
+
+
+def _ingest(pipeline: Pipeline, path: Path, report: Any) -> dict[str, Any]:
+    def on_progress(progress: Any) -> None:
+        report({**dataclasses.asdict(progress), "pages_estimated": progress.pages_estimated})
+
+    outcome = pipeline.ingest([path], on_progress=on_progress)
+    if outcome.files_failed:
+        raise UploadError(422, "unreadable_pdf", f"the PDF could not be ingested: {outcome.files_failed[0].error}")
+    pipeline.reload_index()  # the first query after the job need not pay for loading the vectors
+    return {**outcome.to_dict(), "source": str(path)}
+
+
+def _display_name(filename: str | None) -> str:
+    """The client's file name for messages and metadata only: its last part, printable, short."""
+    last = re.split(r"[\\/]", filename or "")[-1]
+    cleaned = "".join(ch for ch in last if ch.isprintable()).strip()
+    return cleaned[:255] or "upload.pdf"
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+    os.replace(tmp, path)
