@@ -1,0 +1,157 @@
+"""Adapters at runtime: GET /v1/adapters, POST /v1/adapters/{name}/activate, and switching
+versions under load on a real uvicorn server without failing a request."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from serve import create_app
+
+QUESTION = {"question": "How much did revenue grow?"}
+# PEFT calls a transformers property that warns about its own deprecation (the CLI silences it too).
+pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
+
+
+@pytest.fixture(scope="module")
+def lora_registry(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """house@v1..v3: real LoRA adapters (random weights) on the tiny model, v1 active; legal@v1, never activated."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    import tune
+
+    root = tmp_path_factory.mktemp("adapters")
+    registry = tune.AdapterRegistry(root)
+    meta = {"base_model": str(tiny_model_dir), "base_model_dir": str(tiny_model_dir)}
+    for name, seed in (("house", 1), ("house", 2), ("house", 3), ("legal", 4)):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        config = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+        number, path = registry.create_version(name)
+        get_peft_model(model, config).save_pretrained(path)
+        registry.finalize(name, number, meta, activate=(name, number) == ("house", 1))
+    return root
+
+
+@pytest.fixture
+def house_pipeline(pipeline, lora_registry: Path, fake_embedder):
+    """The test pipeline's index, answering with whatever version 'house' stands for."""
+    from hybrid import Pipeline
+
+    shutil.copytree(lora_registry, pipeline.settings.adapters_dir)
+    return Pipeline(pipeline.settings.model_copy(update={"adapter": "house"}), embedder=fake_embedder)
+
+
+@pytest.fixture
+def house_client(house_pipeline):
+    with TestClient(create_app(house_pipeline.settings, pipeline=house_pipeline), raise_server_exceptions=False) as c:
+        yield c
+
+
+def test_adapters_lists_names_versions_and_the_active_one(house_client) -> None:
+    response = house_client.get("/v1/adapters")
+    assert response.status_code == 200
+    assert response.json() == [
+        {"name": "house", "versions": ["v1", "v2", "v3"], "active": "v1"},
+        {"name": "legal", "versions": ["v1"], "active": None},
+    ]
+
+
+def test_adapters_is_an_empty_list_without_a_registry(client) -> None:
+    assert client.get("/v1/adapters").json() == []
+
+
+def test_activate_switches_the_next_request_without_a_restart(house_client) -> None:
+    assert house_client.post("/v1/query", json=QUESTION).json()["adapter"] == "house@v1"
+    response = house_client.post("/v1/adapters/house/activate", json={"version": "v2"})
+    assert response.status_code == 200 and response.json() == {"name": "house", "active": "v2", "previous": "v1"}
+    assert house_client.post("/v1/query", json=QUESTION).json()["adapter"] == "house@v2"
+    assert house_client.get("/v1/adapters").json()[0]["active"] == "v2"
+    pinned = house_client.post("/v1/query", json={**QUESTION, "adapter": "house@v3"}).json()
+    assert pinned["adapter"] == "house@v3"  # a per-request adapter still wins
+
+
+def test_activating_a_version_that_does_not_exist_is_a_404_listing_the_versions(house_client) -> None:
+    missing = house_client.post("/v1/adapters/house/activate", json={"version": "v9"})
+    assert missing.status_code == 404 and "house@v1, house@v2, house@v3" in missing.json()["error"]["message"]
+    unknown = house_client.post("/v1/adapters/medical/activate", json={"version": "v1"})
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+    assert house_client.get("/v1/adapters").json()[0]["active"] == "v1"  # unchanged
+
+
+@pytest.mark.parametrize("body", [{}, {"version": 2}, {"version": "v2", "force": True}])
+def test_activate_bodies_are_validated(house_client, body) -> None:
+    response = house_client.post("/v1/adapters/house/activate", json=body)
+    assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_request"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_activation_under_load_fails_no_request(house_pipeline) -> None:
+    """Clients query a real server while versions flip v1 -> v2 -> v3 -> v1 -> v2: with two
+    generators kept in memory, the flips also evict generators that requests are still using."""
+    port = _free_port()
+    app = create_app(house_pipeline.settings, pipeline=house_pipeline)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    stop = threading.Event()
+
+    def fire() -> list[tuple[float, int, str | None]]:
+        seen = []
+        with httpx.Client(base_url=base, timeout=60) as http:
+            while not stop.is_set():
+                sent = time.monotonic()
+                response = http.post("/v1/query", json=QUESTION)
+                adapter = response.json().get("adapter") if response.status_code == 200 else response.text
+                seen.append((sent, response.status_code, adapter))
+        return seen
+
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.started
+        switches = []  # (time the activation returned, version now active)
+        with ThreadPoolExecutor(3) as pool:
+            futures = [pool.submit(fire) for _ in range(3)]
+            with httpx.Client(base_url=base, timeout=60) as admin:
+                for version in ("v2", "v3", "v1", "v2"):
+                    time.sleep(0.3)
+                    response = admin.post("/v1/adapters/house/activate", json={"version": version})
+                    assert response.status_code == 200, response.text
+                    switches.append((time.monotonic(), version))
+                time.sleep(0.5)
+            stop.set()
+            results = [r for f in futures for r in f.result()]
+    finally:
+        stop.set()
+        server.should_exit = True
+        thread.join(timeout=10)
+
+    assert len(results) >= 8
+    assert [r for r in results if r[1] != 200] == []
+    assert {adapter for _, _, adapter in results} == {"house@v1", "house@v2", "house@v3"}
+    for sent, _, adapter in results:
+        active = [version for returned, version in switches if returned < sent]
+        if active:  # sent after an activation returned: answered by that version or a later one
+            later = [v for returned, v in switches if returned >= sent]
+            assert adapter in {f"house@{v}" for v in [active[-1], *later]}
+    after_last = [adapter for sent, _, adapter in results if sent > switches[-1][0]]
+    assert after_last and set(after_last) == {"house@v2"}

@@ -1,0 +1,135 @@
+"""PDF uploads at runtime: POST /v1/documents -> a background ingest job -> GET /v1/jobs/{id};
+queries keep working meanwhile and find the document once the job is done."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.pdfs import make_pdf, make_truncated_pdf
+
+NEW_FACT = "The lighthouse keeper logged forty seven storms during the winter season."
+
+
+def _upload(client, data: bytes, name: str = "lighthouse log.pdf"):
+    return client.post("/v1/documents", files={"file": (name, data, "application/pdf")})
+
+
+def _wait(client, job: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/v1/jobs/{job}").json()
+        if body["status"] in ("done", "failed"):
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"job {job} still {body['status']} after {timeout} s")
+
+
+@pytest.fixture
+def new_pdf(tmp_path: Path) -> bytes:
+    return make_pdf(tmp_path / "upload.pdf", [NEW_FACT, "Page two of the log, about the lamp and its oil."]).read_bytes()
+
+
+def test_an_uploaded_pdf_is_ingested_and_then_found(client, home, new_pdf) -> None:
+    before = client.post("/v1/search", json={"query": "lighthouse keeper storms", "k": 1}).json()
+    assert "lighthouse" not in before["hits"][0]["text"]
+    response = _upload(client, new_pdf)
+    assert response.status_code == 202
+    job = response.json()["job"]
+    assert response.headers["location"] == f"/v1/jobs/{job}"
+    done = _wait(client, job)
+    assert done["status"] == "done", done
+    assert done["document"]["name"] == "lighthouse log.pdf" and done["document"]["bytes"] == len(new_pdf)
+    assert done["result"]["files_added"] == 1 and done["result"]["pages"] == 2
+    assert done["progress"]["files_done"] == 1 and done["progress"]["pages_done"] == 2
+    sha = hashlib.sha256(new_pdf).hexdigest()
+    stored = home / "uploads" / f"{sha}.pdf"
+    assert stored.read_bytes() == new_pdf and done["result"]["source"] == str(stored)
+    assert json.loads((home / "uploads" / f"{sha}.json").read_text())["name"] == "lighthouse log.pdf"
+    after = client.post("/v1/search", json={"query": "lighthouse keeper storms", "k": 1}).json()
+    assert after["hits"][0]["source"] == str(stored) and "forty seven storms" in after["hits"][0]["text"]
+
+
+def test_the_same_pdf_twice_is_stored_once_and_left_unchanged(client, home, new_pdf) -> None:
+    assert _wait(client, _upload(client, new_pdf).json()["job"])["status"] == "done"
+    again = _wait(client, _upload(client, new_pdf, name="copy.pdf").json()["job"])
+    assert again["status"] == "done" and again["result"]["files_unchanged"] == 1 and again["result"]["files_added"] == 0
+    assert len(list((home / "uploads").glob("*.pdf"))) == 1
+
+
+def test_queries_keep_working_while_a_job_runs(client, pipeline, new_pdf, monkeypatch) -> None:
+    entered, release = threading.Event(), threading.Event()
+    real_ingest = pipeline.ingest
+
+    def slow_ingest(*args, **kwargs):
+        entered.set()
+        assert release.wait(30)
+        return real_ingest(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "ingest", slow_ingest)
+    job = _upload(client, new_pdf).json()["job"]
+    try:
+        assert entered.wait(30)
+        assert client.get(f"/v1/jobs/{job}").json()["status"] == "running"
+        queued = _upload(client, new_pdf, name="second.pdf").json()["job"]  # one worker: this one waits
+        assert client.get(f"/v1/jobs/{queued}").json()["status"] == "queued"
+        answer = client.post("/v1/query", json={"question": "How much did revenue grow?"})
+        assert answer.status_code == 200 and answer.json()["route"] == "rag"
+    finally:
+        release.set()
+    assert _wait(client, job)["status"] == "done" and _wait(client, queued)["status"] == "done"
+
+
+def test_a_busy_index_fails_the_job_with_a_409(client, pipeline, new_pdf) -> None:
+    from ingest.lock import writer_lock  # what a `hybrid ingest` in another process holds
+
+    with writer_lock(pipeline.settings.index_dir):
+        failed = _wait(client, _upload(client, new_pdf).json()["job"])
+    assert failed["status"] == "failed" and "result" not in failed
+    assert failed["error"]["status"] == 409 and failed["error"]["code"] == "conflict"
+    assert "another ingest" in failed["error"]["message"]
+    retried = _wait(client, _upload(client, new_pdf).json()["job"])
+    assert retried["status"] == "done"
+
+
+def test_a_broken_pdf_fails_its_job_and_the_index_keeps_working(client, tmp_path) -> None:
+    broken = make_truncated_pdf(tmp_path / "broken.pdf").read_bytes()
+    failed = _wait(client, _upload(client, broken).json()["job"])
+    assert failed["status"] == "failed" and failed["error"]["code"] == "unreadable_pdf"
+    assert failed["error"]["message"].startswith("the PDF could not be ingested")
+    assert client.post("/v1/search", json={"query": "revenue"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code"),
+    [
+        ({"files": {"file": ("a.pdf", b"", "application/pdf")}}, 422, "empty_file"),
+        ({"files": {"file": ("a.pdf", b"<html>not a pdf</html>", "application/pdf")}}, 422, "not_a_pdf"),
+        ({"files": {"other": ("a.pdf", b"%PDF-1.4", "application/pdf")}}, 422, "invalid_request"),
+        ({"data": {"file": "just text"}}, 415, "unsupported_media_type"),  # urlencoded, no file
+        ({"content": b"%PDF-1.4", "headers": {"content-type": "application/pdf"}}, 415, "unsupported_media_type"),
+        ({"json": {"file": "x"}}, 415, "unsupported_media_type"),
+    ],
+)
+def test_bad_uploads_are_4xx_json_and_leave_nothing_behind(client, home, kwargs, status, code) -> None:
+    response = client.post("/v1/documents", **kwargs)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code and response.json()["error"]["message"]
+    uploads = home / "uploads"
+    assert not uploads.exists() or not list(uploads.iterdir())
+
+
+def test_two_files_in_one_upload_are_refused(client) -> None:
+    pdf = ("a.pdf", b"%PDF-1.4", "application/pdf")
+    response = client.post("/v1/documents", files=[("file", pdf), ("file", pdf)])
+    assert response.status_code == 400 and "error" in response.json()
+
+
+def test_an_unknown_job_is_a_404(client) -> None:
+    response = client.get("/v1/jobs/" + "a" * 32)
+    assert response.status_code == 404 and "POST /v1/documents" in response.json()["error"]["message"]
