@@ -13,36 +13,46 @@ from typing import TYPE_CHECKING
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from hybrid.grounding import MIN_CLAIM_WORDS, MIN_SUPPORT, Evidence, SentenceCheck, all_supported, best_score, is_claim, score
 from hybrid.records import Citation
-from hybrid.text import content_words, sentence_spans, support
+from hybrid.text import content_words, sentence_spans
 
 if TYPE_CHECKING:
     from ingest import Hit
 
-# A sentence counts as supported by a passage when this share of its content words is in it.
-MIN_SUPPORT = 0.5
-# Sentences with fewer content words than this ("Yes.", "In short:") need no citation.
-MIN_CLAIM_WORDS = 3
 QUOTE_CHARS = 300
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _EMPTY_MARKER = re.compile(r"\s*\[\s*(?:source|n)?\s*\]", re.IGNORECASE)
+# Words that only lead up to a marker: "cited at [2]", "(see [1])", "according to [3]".
+_POINTERS = r"(?:cited|quoted|stated|shown|given|found|listed|see|cf\.?|per|as|in|at|on|from|by|to|according|source|sources|page|reference)"
+_DANGLING_BEFORE_MARKER = re.compile(
+    rf"(?:\s*,)?(?:\s+{_POINTERS})+(?=\s*\[(?:\d+(?:\s*,\s*\d+)*|\s*(?:source|n)?\s*)\])", re.IGNORECASE
+)
+_EMPTY_PARENS = re.compile(r"\s*\(\s*(?:see|cf\.?|source|sources|page)?\s*\)", re.IGNORECASE)
+# The same left at the end of a sentence without a marker: "... a summary cited at."
+_DANGLING_END = re.compile(r"(?:\s*,)?\s+(?:cited|quoted|as stated|as shown|see)(?:\s+(?:at|in|on|from|by|source|sources|page))*\s*([.!?:;]?)$", re.IGNORECASE)
 
 
 @dataclass
 class CitedText:
-    """The answer with renumbered markers, its citations, and whether every claim is supported."""
+    """The answer with renumbered markers, its citations, and the grounding check of each sentence.
+
+    ``supported_sentences`` counts the claims a passage supports (0 sends the pipeline to its
+    extractive fallback).
+    """
 
     text: str
     citations: list[Citation]
     grounded: bool
     supported_sentences: int
+    sentences: list[SentenceCheck] = field(default_factory=list)
 
 
-def _best_hit(sentence: str, hit_words: Sequence[set[str]]) -> tuple[int | None, float]:
-    scores = [support(sentence, words) for words in hit_words]
+def _best_hit(sentence: str, evidence: Sequence[Evidence]) -> tuple[int | None, float]:
+    scores = [score(sentence, e) for e in evidence]
     if not scores:
         return None, 0.0
     best = max(range(len(scores)), key=scores.__getitem__)
@@ -66,54 +76,85 @@ def _quote(hit: Hit, claims: Sequence[str]) -> str:
     return hit.text[a : min(b, a + QUOTE_CHARS)]
 
 
-def cite(answer: str, hits: Sequence[Hit]) -> CitedText:
-    """Resolve, repair and renumber the citations of ``answer`` against the retrieved ``hits``.
+def cite(answer: str, hits: Sequence[Hit], *, drop_unsupported: bool = True) -> CitedText:
+    """Resolve, repair and renumber the citations of ``answer`` and check each sentence's grounding.
 
     Args:
         answer: generated text, possibly with ``[n]`` markers numbered as in the prompt.
         hits: the passages shown to the model, in prompt order (marker ``[i]`` is ``hits[i-1]``).
+        drop_unsupported: leave claims no passage supports out of the text (the default);
+            False keeps them, without a marker, and flags them in ``sentences``.
 
     Returns:
-        CitedText whose markers number the citations 1..m and whose ``grounded`` says whether
-        every sentence that makes a claim is supported by a passage it cites.
+        CitedText whose markers number the citations 1..m, with one ``SentenceCheck`` per
+        sentence; ``grounded`` says whether something is cited and every claim left in the
+        text is supported by a passage it cites (see ``hybrid.grounding``).
     """
-    hit_words = [content_words(h.text) for h in hits]
+    evidence = [Evidence.of(h.text) for h in hits]
     order: list[int] = []  # hit indexes in order of first citation
     claims: dict[int, list[str]] = {}
     pieces: list[str] = []
-    unsupported = supported = 0
+    # (sentence, hit indexes it cites, support, supported, claim, kept): numbered once all are known.
+    rows: list[tuple[str, list[int], float, bool, bool, bool]] = []
     previous_end = 0
     for a, b in sentence_spans(answer):
         raw = answer[a:b]
         gap, previous_end = answer[previous_end:a], b  # keep line breaks: house styles use lists
         marked = [int(n) - 1 for m in _MARKER.finditer(raw) for n in m.group(1).split(",")]
-        sentence = _EMPTY_MARKER.sub("", _MARKER.sub("", raw)).strip()
+        sentence = _without_markers(raw)
         if not sentence:
             continue
-        if pieces:
-            pieces.append("\n" * min(gap.count("\n"), 2) or " ")
+        claim = is_claim(sentence)
         valid = [i for i in dict.fromkeys(marked) if 0 <= i < len(hits)]
-        valid = [i for i in valid if support(sentence, hit_words[i]) >= MIN_SUPPORT]
-        if not valid and len(content_words(sentence)) >= MIN_CLAIM_WORDS:
-            best, score = _best_hit(sentence, hit_words)
-            if best is not None and score >= MIN_SUPPORT:
+        valid = [i for i in valid if score(sentence, evidence[i]) >= MIN_SUPPORT]
+        if not valid and claim:
+            best, best_support = _best_hit(sentence, evidence)
+            if best is not None and best_support >= MIN_SUPPORT:
                 valid = [best]
-        if len(content_words(sentence)) >= MIN_CLAIM_WORDS:
-            supported += bool(valid)
-            unsupported += not valid
+        support = max((score(sentence, evidence[i]) for i in valid), default=best_score(sentence, evidence))
+        supported = bool(valid) or not claim
+        kept = supported or not drop_unsupported
+        rows.append((sentence, valid, support, supported, claim, kept))
+        if not kept:
+            continue
         for i in valid:
             if i not in claims:
                 order.append(i)
                 claims[i] = []
             claims[i].append(sentence)
         numbers = "".join(f"[{order.index(i) + 1}]" for i in valid)
+        if pieces:
+            pieces.append("\n" * min(gap.count("\n"), 2) or " ")
         pieces.append(_attach(sentence, numbers))
     citations = [
         Citation(n=n, source=hits[i].source, page=hits[i].page, chunk_id=hits[i].chunk_id, quote=_quote(hits[i], claims[i]))
         for n, i in enumerate(order, start=1)
     ]
-    grounded = bool(citations) and unsupported == 0
-    return CitedText("".join(pieces), citations, grounded, supported)
+    sentences = [
+        SentenceCheck(
+            _attach(text, "".join(f"[{order.index(i) + 1}]" for i in valid)) if kept else text,
+            tuple(order.index(i) + 1 for i in valid) if kept else (),
+            support,
+            supported,
+            claim,
+            kept,
+        )
+        for text, valid, support, supported, claim, kept in rows
+    ]
+    supported_claims = sum(1 for s in sentences if s.claim and s.supported)
+    grounded = bool(citations) and all_supported(sentences)
+    return CitedText("".join(pieces), citations, grounded, supported_claims, sentences)
+
+
+def _without_markers(raw: str) -> str:
+    """The sentence without its markers, and without the words that only pointed at them.
+
+    "This is a summary cited at [2]." must not become "This is a summary cited at."
+    """
+    text = _DANGLING_BEFORE_MARKER.sub("", raw)
+    text = _EMPTY_MARKER.sub("", _MARKER.sub("", text))
+    text = _EMPTY_PARENS.sub("", text)
+    return _DANGLING_END.sub(r"\1", text).strip()
 
 
 def _attach(sentence: str, markers: str) -> str:

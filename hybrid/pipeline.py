@@ -23,13 +23,14 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from hybrid import guidance
+from hybrid import guidance, router
 from hybrid.citations import cite
 from hybrid.config import DEFAULT_ADAPTER_NAME, Settings
 from hybrid.context import ContextAugment, record_context
 from hybrid.errors import BadRequestError, ConflictError, HybridError, NotFoundError
 from hybrid.extractive import extract_answer
-from hybrid.prompt import build_messages
+from hybrid.grounding import SentenceCheck, all_supported, check_rewrite
+from hybrid.prompt import build_messages, build_style_messages, neutralise
 from hybrid.records import Answer
 
 import ingest
@@ -37,6 +38,8 @@ import tune
 
 logger = logging.getLogger("hybrid")
 MAX_QUESTION_CHARS = 4000
+# What ask does with an answer sentence that fails the grounding check.
+UNSUPPORTED_MODES = ("drop", "flag")
 # Candidates fetched per requested passage before documents about the query's names go first.
 CANDIDATES_PER_HIT = 8
 # Mentions that make a document *about* a name (a passing mention of a competitor is not).
@@ -299,40 +302,152 @@ class Pipeline:
         allow_path: bool = True,
         sources: Sequence[str] | None = None,
         pages: tuple[int | None, int | None] | None = None,
+        strict: bool = False,
+        unsupported: str = "drop",
     ) -> Answer:
-        """Answer ``question`` from retrieved passages, in the adapter's style, with citations.
+        """Answer ``question``: from retrieved passages with citations, or by rewriting text it supplies.
 
-        Refuses (``route="refuse"``) when no passage clears the calibrated relevance threshold
-        or the question names something the collection never mentions.
+        The router (``hybrid.router``) sends a request that only asks to rewrite, format,
+        summarise or translate text it supplies to the adapter without retrieval
+        (``route="style"``). Everything else is retrieved for, and refused (``route="refuse"``)
+        when no passage clears the calibrated relevance threshold or the question names
+        something the collection never mentions. Each answer sentence then goes through the
+        grounding check (``hybrid.grounding``).
 
         Args:
             allow_path: whether ``adapter`` may be a directory (False for HTTP requests).
             sources, pages: retrieve only from these documents and pages (see ``search``).
+            strict: refuse, with the reason, rather than return an answer with any unsupported
+                sentence (nothing is dropped, and no extractive fallback stands in).
+            unsupported: ``drop`` (default) leaves unsupported sentences out of the answer;
+                ``flag`` keeps them, and ``grounded`` is then False. ``sentences`` lists both.
+
+        Raises:
+            BadRequestError: an empty or too long question, a bad ``k`` or ``unsupported``.
+            NotFoundError: the adapter, the base model or the index is missing.
         """
+        plan = self._plan(question, k, adapter, allow_path, sources, pages, unsupported)
+        if isinstance(plan, Answer):
+            return plan
+        started = time.perf_counter()
+        result = plan.generator.generate(plan.messages, max_new_tokens=self.settings.max_new_tokens)
+        return self._finish(plan, result.text, (time.perf_counter() - started) * 1000, strict)
+
+    def ask_stream(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        adapter: str | None = None,
+        allow_path: bool = True,
+        sources: Sequence[str] | None = None,
+        pages: tuple[int | None, int | None] | None = None,
+        strict: bool = False,
+        unsupported: str = "drop",
+    ) -> Iterator[tuple[str, Any]]:
+        """``ask``, yielding the reply's text as it is generated, then the finished answer.
+
+        Yields ``("token", str)`` for each piece of generated text, then one
+        ``("answer", Answer)``: the same ``Answer`` that ``ask`` returns, after the grounding
+        check and citation repair. The tokens are the raw generation (markers numbered as in
+        the prompt, sentences the check later drops included); the final answer is what
+        counts. A refusal yields only the answer. With ``strict`` the reply is generated whole
+        and checked before anything is shown, so only the answer is yielded: streaming an
+        answer that may then be refused would show the ungrounded text anyway.
+
+        The request is checked, retrieval run and the model loaded when this is *called*, so
+        every error of ``ask`` (``BadRequestError``, ``NotFoundError``...) raises here, before
+        the first item. Closing the iterator early stops the generation.
+
+        Args: as for ``ask``.
+        """
+        plan = self._plan(question, k, adapter, allow_path, sources, pages, unsupported)
+        return self._stream(plan, strict)
+
+    def _stream(self, plan: _Plan | Answer, strict: bool) -> Iterator[tuple[str, Any]]:
+        if isinstance(plan, Answer):
+            yield "answer", plan
+            return
+        started = time.perf_counter()
+        if strict:
+            text = plan.generator.generate(plan.messages, max_new_tokens=self.settings.max_new_tokens).text
+        else:
+            pieces = []
+            for piece in plan.generator.stream(plan.messages, max_new_tokens=self.settings.max_new_tokens):
+                pieces.append(piece)
+                yield "token", piece
+            text = "".join(pieces).strip()
+        yield "answer", self._finish(plan, text, (time.perf_counter() - started) * 1000, strict)
+
+    def _plan(
+        self,
+        question: str,
+        k: int | None,
+        adapter: str | None,
+        allow_path: bool,
+        sources: Sequence[str] | None,
+        pages: tuple[int | None, int | None] | None,
+        unsupported: str,
+    ) -> _Plan | Answer:
+        """Route and retrieve: a plan for the generation, or the refusal when there is nothing to say."""
         question = _checked_text(question, "question")
+        if unsupported not in UNSUPPORTED_MODES:
+            raise BadRequestError(f"unsupported must be one of {', '.join(UNSUPPORTED_MODES)}, got {unsupported!r}")
+        if k is not None:
+            _checked_k(k)
         version = self.resolve_adapter(adapter, allow_path=allow_path)
+        adapter_ref = version.ref if version is not None else None
+        decision = router.route(question)
+        drop = unsupported == "drop"
+        if decision.route == "style":
+            logger.info("style: %s", decision.reason)
+            messages = build_style_messages(question)
+            return _Plan(question, "style", decision.reason, self.generator(version), messages, [], decision.supplied, adapter_ref, 0.0, drop)
         started = time.perf_counter()
         hits = self.search(question, k=k, sources=sources, pages=pages)
         retrieve_ms = (time.perf_counter() - started) * 1000
         threshold = guidance.min_score_for(self.embedder.name, self.settings.min_score)
         missing = [name for name in guidance.names_in(question) if not self.index().mentions(name)]
-        decision = guidance.decide(hits, threshold, missing)
-        logger.info("%s: %s", "answer" if decision.answer else "refuse", decision.reason)
-        adapter_ref = version.ref if version is not None else None
-        if not decision.answer:
-            timings = {"retrieve_ms": round(retrieve_ms, 1), "generate_ms": 0.0}
-            return Answer(guidance.REFUSAL, [], "refuse", True, adapter_ref, timings)
-        relevant = [h for h in hits if h.score >= threshold]
-        generator = self.generator(version)
-        started = time.perf_counter()
-        result = generator.generate(build_messages(question, relevant), max_new_tokens=self.settings.max_new_tokens)
-        generate_ms = (time.perf_counter() - started) * 1000
-        cited = cite(result.text, relevant)
-        # No claim supported (a small model talking about the sources, not from them): quote them.
-        if not cited.supported_sentences and (extracted := extract_answer(question, relevant)):
-            cited = cite(extracted, relevant)
-        timings = {"retrieve_ms": round(retrieve_ms, 1), "generate_ms": round(generate_ms, 1)}
-        return Answer(cited.text, cited.citations, "rag", cited.grounded, adapter_ref, timings)
+        refusal = guidance.decide(hits, threshold, missing)
+        logger.info("%s: %s", "answer" if refusal.answer else "refuse", refusal.reason)
+        if not refusal.answer:
+            return _refusal(adapter_ref, refusal.reason, retrieve_ms)
+        # Retrieved text is data: sentences that address the assistant never reach the model,
+        # the citations or the extractive fallback (hybrid.prompt.neutralise).
+        relevant = [neutralise(h) for h in hits if h.score >= threshold]
+        messages = build_messages(question, relevant)
+        return _Plan(question, "rag", refusal.reason, self.generator(version), messages, relevant, None, adapter_ref, retrieve_ms, drop)
+
+    def _finish(self, plan: _Plan, text: str, generate_ms: float, strict: bool) -> Answer:
+        """Ground the generated ``text``: cite and check it, drop or flag, or refuse."""
+        timings = {"retrieve_ms": round(plan.retrieve_ms, 1), "generate_ms": round(generate_ms, 1)}
+        drop = plan.drop and not strict
+        if plan.route == "style":
+            kept, checks = check_rewrite(text, plan.supplied or "", drop=drop)
+            grounded = all_supported(checks)
+            if strict and not grounded:
+                return _refusal(plan.adapter, _unsupported_reason(checks, "the text you supplied"), plan.retrieve_ms, generate_ms, checks)
+            if not kept.strip():
+                return _refusal(plan.adapter, "the rewrite added facts that are not in the text you supplied", plan.retrieve_ms, generate_ms, checks)
+            return Answer(kept, [], "style", grounded, plan.adapter, timings, plan.reason, checks)
+        cited = cite(text, plan.hits, drop_unsupported=drop)
+        if strict and not cited.grounded:
+            reason = _unsupported_reason(cited.sentences, "the passages they cite") if cited.sentences else "the model generated no answer"
+            return _refusal(plan.adapter, reason, plan.retrieve_ms, generate_ms, cited.sentences)
+        reason = plan.reason
+        if not cited.supported_sentences:
+            # No claim supported (a small model talking about the sources, not from them, or
+            # obeying text planted in one): quote the passages instead, or refuse.
+            generated = [dataclasses.replace(s, kept=False) for s in cited.sentences]
+            extracted = extract_answer(plan.question, plan.hits)
+            if extracted is None:
+                return _refusal(
+                    plan.adapter, "no sentence of the generated answer is supported by the passages", plan.retrieve_ms, generate_ms, generated
+                )
+            cited = cite(extracted, plan.hits)
+            cited.sentences[:0] = generated
+            reason = f"{reason}; no generated sentence was supported, so the answer quotes the passages"
+        return Answer(cited.text, cited.citations, "rag", cited.grounded, plan.adapter, timings, reason, cited.sentences)
 
     def check(
         self,
@@ -581,6 +696,37 @@ class Pipeline:
         with leaf_errors():
             base_dir = self.base_model_dir(tune.recorded_base_model(version), progress) if merged else None
             return tune.export_adapter(version, out, base_model_dir=base_dir, merged=merged, force=force, progress=progress)
+
+
+@dataclasses.dataclass
+class _Plan:
+    """What ``ask`` will generate from: the route, the model, its messages and the evidence."""
+
+    question: str
+    route: str  # "rag" or "style"
+    reason: str
+    generator: tune.Generator
+    messages: list[dict[str, str]]
+    hits: list[ingest.Hit]  # the passages shown to the model (rag)
+    supplied: str | None  # the text to rewrite (style)
+    adapter: str | None
+    retrieve_ms: float
+    drop: bool
+
+
+def _refusal(
+    adapter: str | None, reason: str, retrieve_ms: float = 0.0, generate_ms: float = 0.0, sentences: Sequence[SentenceCheck] = ()
+) -> Answer:
+    timings = {"retrieve_ms": round(retrieve_ms, 1), "generate_ms": round(generate_ms, 1)}
+    return Answer(guidance.REFUSAL, [], "refuse", True, adapter, timings, reason, list(sentences))
+
+
+def _unsupported_reason(checks: Sequence[SentenceCheck], against: str) -> str:
+    bad = [c for c in checks if not c.supported]
+    if not bad:
+        return "the answer cites no passage"
+    first = " ".join(bad[0].text.split())[:120]
+    return f"strict: {len(bad)} of {len(checks)} sentences are not supported by {against} (first: \"{first}\")"
 
 
 def _adapter_base(adapter: tune.AdapterVersion) -> str | None:

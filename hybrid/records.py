@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from hybrid.grounding import SentenceCheck
 
 Route = Literal["rag", "style", "refuse"]
 
@@ -21,7 +24,16 @@ class Citation:
 
 @dataclass
 class Answer:
-    """The answer to one question, in the shape of ``hybrid ask --json`` and ``POST /v1/query``."""
+    """The answer to one question, in the shape of ``hybrid ask --json`` and ``POST /v1/query``.
+
+    Attributes:
+        route: ``rag`` (answered from retrieved passages), ``style`` (a rewrite of text the
+            user supplied, no retrieval) or ``refuse``.
+        grounded: every sentence left in ``answer`` passed the grounding check (and, on the
+            ``rag`` route, something is cited).
+        reason: why the router chose this route, in words (a refusal says what was missing).
+        sentences: the grounding check of each generated sentence, dropped ones included.
+    """
 
     answer: str
     citations: list[Citation]
@@ -29,6 +41,8 @@ class Answer:
     grounded: bool
     adapter: str | None
     timings: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+    sentences: list[SentenceCheck] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -38,4 +52,6 @@ class Answer:
             "grounded": self.grounded,
             "adapter": self.adapter,
             "timings": dict(self.timings),
+            "reason": self.reason,
+            "sentences": [s.to_dict() for s in self.sentences],
         }

@@ -3,16 +3,20 @@ thread pool, so CPU-bound retrieval and generation never block the event loop.""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+import logging
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
-from hybrid import Pipeline
+from hybrid import HybridError, Pipeline
 from serve.auth import require_query_key
 from serve.deps import get_pipeline
 from serve.schemas import ErrorResponse, QueryRequest, QueryResponse, SearchRequest, SearchResponse
 
+logger = logging.getLogger("hybrid.serve")
 router = APIRouter()
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_query_key)])
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
@@ -34,10 +38,62 @@ def search(body: SearchRequest, pipeline: PipelineDep) -> dict:
     return {"query": body.query, "hits": [h.to_dict() for h in hits]}
 
 
-@v1.post("/query", response_model=QueryResponse, responses=ERRORS)
-def query(body: QueryRequest, pipeline: PipelineDep) -> dict:
-    """A cited answer, or a refusal when the documents do not cover the question."""
-    answer = pipeline.ask(
-        body.question, k=body.k, adapter=body.adapter, allow_path=False, sources=body.sources, pages=body.pages
-    )
-    return answer.to_dict()
+QUERY_RESPONSES = {
+    **ERRORS,
+    200: {
+        "description": "The answer; with \"stream\": true, server-sent events ending in the same JSON.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+}
+
+
+@v1.post("/query", response_model=QueryResponse, responses=QUERY_RESPONSES)
+def query(body: QueryRequest, pipeline: PipelineDep) -> Any:
+    """A cited answer, a rewrite of text the request supplies, or a refusal when the documents
+    do not cover the question.
+
+    With ``"stream": true`` the reply is ``text/event-stream``: ``data: {"token": str}`` as the
+    model generates, then ``data: {"answer": {...}}`` (the non-streaming JSON, after the
+    grounding check) and ``data: [DONE]``. A bad request is still a 4xx JSON error: the request
+    is checked, and retrieval run, before the stream starts.
+    """
+    options = {
+        "k": body.k,
+        "adapter": body.adapter,
+        "allow_path": False,
+        "sources": body.sources,
+        "pages": body.pages,
+        "strict": body.strict,
+        "unsupported": body.unsupported,
+    }
+    if body.stream:
+        events = pipeline.ask_stream(body.question, **options)
+        return StreamingResponse(_query_events(events), media_type="text/event-stream", headers=SSE_HEADERS)
+    return pipeline.ask(body.question, **options).to_dict()
+
+
+# Proxies (nginx) buffer responses unless told not to; a buffered stream arrives all at once.
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _query_events(events: Iterator[tuple[str, Any]]) -> Iterator[str]:
+    """Server-sent events for ``Pipeline.ask_stream``; a failure mid-stream ends it with an error event.
+
+    The status line (200) is already sent by then, so the error travels as an event with the
+    same ``{"error": {"code", "message"}}`` body as a JSON error, and no traceback.
+    """
+    try:
+        for kind, value in events:
+            payload = {"token": value} if kind == "token" else {"answer": value.to_dict()}
+            yield f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+        yield "data: [DONE]\n\n"
+    except HybridError as exc:
+        yield f"data: {json.dumps({'error': {'code': exc.code, 'message': str(exc)}})}\n\n"
+    except Exception:
+        logger.exception("query stream failed")
+        error = {"code": "internal_error", "message": "internal error; the server log has the details"}
+        yield f"data: {json.dumps({'error': error})}\n\n"
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()  # the reader went away: stop generating

@@ -47,6 +47,17 @@ class QueryRequest(Filters):
     adapter: str | None = Field(
         None, pattern=ADAPTER_REF, description="NAME, NAME@vN or 'none' [default: the server's adapter]."
     )
+    stream: bool = Field(
+        False,
+        description="Server-sent events: {\"token\"} as they are generated, then {\"answer\"} (this "
+        "response's JSON) and [DONE].",
+    )
+    strict: bool = Field(
+        False, description="Refuse (route 'refuse', with the reason) rather than return any unsupported sentence."
+    )
+    unsupported: Literal["drop", "flag"] = Field(
+        "drop", description="Unsupported sentences: 'drop' them from the answer, or 'flag' them (grounded is then false)."
+    )
 
 
 class HitOut(BaseModel):
@@ -70,6 +81,15 @@ class CitationOut(BaseModel):
     quote: str
 
 
+class SentenceOut(BaseModel):
+    text: str = Field(description="The sentence as in the answer, or as generated when it was dropped.")
+    cited: list[int] = Field(description="The citation numbers [n] it carries.")
+    support: float = Field(description="Share of its content words in the best cited passage; 0 when a number is missing there.")
+    supported: bool
+    claim: bool = Field(description="False for sentences too short to claim anything ('Yes.'), which need no support.")
+    kept: bool = Field(description="Whether it is in the answer.")
+
+
 class QueryResponse(BaseModel):
     answer: str
     citations: list[CitationOut]
@@ -77,6 +97,8 @@ class QueryResponse(BaseModel):
     grounded: bool
     adapter: str | None
     timings: dict[str, float]
+    reason: str = Field("", description="Why the request took this route (a refusal says what was missing).")
+    sentences: list[SentenceOut] = Field(default_factory=list, description="The grounding check of each generated sentence.")
 
 
 class ErrorBody(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ingest import Hit
 
 from hybrid.citations import cite
@@ -31,10 +33,50 @@ def test_missing_markers_are_attached_from_supporting_passage() -> None:
     assert "[1]" in out.text
 
 
-def test_unsupported_sentence_makes_answer_ungrounded() -> None:
+def test_unsupported_sentence_is_dropped_by_default() -> None:
     out = cite("The pilot reported an engine failure [1]. Unicorns dance over purple rainbows nightly.", HITS)
+    assert out.text == "The pilot reported an engine failure [1]."
+    assert out.grounded and len(out.citations) == 1
+    dropped = out.sentences[1]
+    assert dropped.text == "Unicorns dance over purple rainbows nightly." and not dropped.kept and not dropped.supported
+
+
+def test_unsupported_sentence_kept_when_flagging_makes_answer_ungrounded() -> None:
+    out = cite("The pilot reported an engine failure [1]. Unicorns dance over purple rainbows nightly.", HITS, drop_unsupported=False)
     assert not out.grounded
-    assert len(out.citations) == 1
+    assert out.text.endswith("Unicorns dance over purple rainbows nightly.")
+    assert [(s.supported, s.kept, s.cited) for s in out.sentences] == [(True, True, (1,)), (False, True, ())]
+
+
+def test_a_number_absent_from_the_cited_passage_makes_a_sentence_unsupported() -> None:
+    out = cite("Revenue grew 15 percent in 2022 [2]. The aircraft landed in a field [1].", HITS)
+    assert out.text == "The aircraft landed in a field [1]."
+    assert out.sentences[0].support == 0.0 and not out.sentences[0].supported
+    assert [c.chunk_id for c in out.citations] == ["e:p3:c0"]
+
+
+def test_numbers_match_across_thousands_separators_and_list_enumerators() -> None:
+    out = cite("1. The pilot reported an engine failure at 3000 feet [1].", HITS)
+    assert out.grounded and out.sentences[0].supported
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Revenue grew 12 percent in 2022, cited at [2].",
+        "Revenue grew 12 percent in 2022 (see [2]).",
+        "Revenue grew 12 percent in 2022, according to [2].",
+        "Revenue grew 12 percent in 2022 as stated in [source].",
+    ],
+)
+def test_removing_or_moving_a_marker_leaves_no_dangling_words(answer) -> None:
+    assert cite(answer, HITS).text == "Revenue grew 12 percent in 2022 [1]."
+
+
+def test_a_sentence_that_only_pointed_at_a_marker_reads_whole() -> None:
+    # The demo once printed "Details: this is a summary cited at." (README, before the fix).
+    out = cite("Revenue grew 12 percent in 2022 [2].\n\nDetails: this is a summary cited at [9].", HITS)
+    assert out.text.splitlines()[-1] == "Details: this is a summary."
 
 
 def test_quote_is_verbatim_text_of_the_cited_chunk() -> None:

@@ -1,0 +1,151 @@
+"""The grounding check: how well each answer sentence is supported by the text it cites.
+
+A sentence's support is the share of its content words found in the cited passage, and it is
+zero when the sentence states a number the passage does not contain: "Revenue grew 15 percent"
+shares every word with "Revenue grew 12 percent" and is still wrong. Sentences with fewer than
+``MIN_CLAIM_WORDS`` content words ("Yes.", "In short:") make no claim and are not checked.
+
+The citation step (``hybrid.citations``) applies the check to every sentence of a generated
+answer; the ``style`` route (``hybrid.router``) applies it against the text the user supplied,
+so a rewrite that adds a number or a name is caught the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from hybrid.text import content_words, sentence_spans
+
+# Share of a sentence's content words that its cited passage must contain. Measured on
+# sentences of the SEC 10-Q reference answers against the passages retrieved for their question
+# and against passages retrieved for a different question (figures in docs/concepts/refusal.md).
+MIN_SUPPORT = 0.5
+# Sentences with fewer content words than this ("Yes.", "In short:") need no citation.
+MIN_CLAIM_WORDS = 3
+
+# 3,000 / 12.5 / 2022 / $81 (the currency sign is not part of the number); "1." or "2)" leading
+# a list item is an enumerator, not a number the sentence states.
+_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
+_ENUMERATOR = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*\u2022])\s+")
+# Capitalised words inside a sentence: names, which a rewrite must not invent either.
+_NAME = re.compile(r"(?<=[a-z0-9,;:)] )[A-Z][A-Za-z0-9&'-]+")
+
+
+@dataclass(frozen=True)
+class SentenceCheck:
+    """One answer sentence and how well the passages it cites support it.
+
+    Attributes:
+        text: the sentence as it appears in the answer (markers included), or as it was
+            generated when it was dropped.
+        cited: the citation numbers it carries in the answer (``[n]``), empty for none.
+        support: share of its content words in the best cited passage; 0 when a number is
+            missing there.
+        supported: whether it passes the check (always True for a sentence making no claim).
+        claim: whether it makes a claim (at least ``MIN_CLAIM_WORDS`` content words).
+        kept: whether it is in the answer (unsupported sentences are dropped by default).
+    """
+
+    text: str
+    cited: tuple[int, ...]
+    support: float
+    supported: bool
+    claim: bool
+    kept: bool = True
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "cited": list(self.cited),
+            "support": round(self.support, 3),
+            "supported": self.supported,
+            "claim": self.claim,
+            "kept": self.kept,
+        }
+
+
+def numbers_in(text: str) -> set[str]:
+    """The numbers ``text`` states, thousands separators and list enumerators removed.
+
+    ``"1. Revenue was $82,959 million in 2022."`` -> ``{"82959", "2022"}``.
+    """
+    text = _ENUMERATOR.sub("", text)
+    return {m.group().replace(",", "").rstrip(".") for m in _NUMBER.finditer(text)}
+
+
+def names_in(text: str) -> set[str]:
+    """Capitalised words that do not start a sentence ("Apple", "Q3"), lower-cased."""
+    return {m.group().lower().removesuffix("'s") for m in _NAME.finditer(text)}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A passage prepared for scoring: its content words and the numbers it states."""
+
+    words: frozenset[str]
+    numbers: frozenset[str]
+
+    @classmethod
+    def of(cls, text: str) -> Evidence:
+        return cls(frozenset(content_words(text)), frozenset(numbers_in(text)))
+
+
+def is_claim(sentence: str) -> bool:
+    """Whether ``sentence`` says enough to need support (``MIN_CLAIM_WORDS`` content words)."""
+    return len(content_words(sentence)) >= MIN_CLAIM_WORDS
+
+
+def score(sentence: str, evidence: Evidence) -> float:
+    """Support of ``sentence`` by one passage: content-word overlap, 0 if a number is missing."""
+    words = content_words(sentence)
+    if not words:
+        return 0.0
+    if not numbers_in(sentence) <= evidence.numbers:
+        return 0.0
+    return len(words & evidence.words) / len(words)
+
+
+def best_score(sentence: str, evidence: Iterable[Evidence]) -> float:
+    """The highest support any of ``evidence`` gives ``sentence`` (0 for none)."""
+    return max((score(sentence, e) for e in evidence), default=0.0)
+
+
+def check_rewrite(answer: str, supplied: str, *, drop: bool = True) -> tuple[str, list[SentenceCheck]]:
+    """Check a rewrite of ``supplied`` for facts it adds (the ``style`` route).
+
+    Rewording changes most words, so overlap is reported but not required: a sentence is
+    unsupported only when it states a number or a name that ``supplied`` does not contain.
+
+    Args:
+        answer: the generated rewrite.
+        supplied: the text the user asked to rewrite.
+        drop: leave unsupported sentences out of the returned text (else keep them, flagged).
+
+    Returns:
+        (the text with unsupported sentences dropped or kept, one check per sentence).
+    """
+    evidence = Evidence.of(supplied)
+    supplied_names = names_in(supplied) | content_words(supplied)
+    pieces: list[str] = []
+    checks: list[SentenceCheck] = []
+    previous_end = 0
+    for a, b in sentence_spans(answer):
+        sentence, gap, previous_end = answer[a:b], answer[previous_end:a], b
+        words = content_words(sentence)
+        overlap = len(words & evidence.words) / len(words) if words else 0.0
+        added = (numbers_in(sentence) - evidence.numbers) or (names_in(sentence) - supplied_names)
+        ok = not added
+        keep = ok or not drop
+        checks.append(SentenceCheck(sentence, (), overlap, ok, is_claim(sentence), keep))
+        if keep:
+            if pieces:
+                pieces.append("\n" * min(gap.count("\n"), 2) or " ")
+            pieces.append(sentence)
+    return "".join(pieces), checks
+
+
+def all_supported(checks: Sequence[SentenceCheck]) -> bool:
+    """Whether every kept sentence passes (the answer's ``grounded``, before citations count)."""
+    return all(c.supported for c in checks if c.kept)
