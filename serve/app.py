@@ -14,6 +14,7 @@ from serve.admin import router as admin_router
 from serve.deps import get_settings
 from serve.errors import install_error_handlers
 from serve.limits import BodyLimit
+from serve.openai_api import openai_router
 from serve.routes import router, v1
 
 logger = logging.getLogger("hybrid.serve")
@@ -50,4 +51,5 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
     app.include_router(router)
     app.include_router(v1)
     app.include_router(admin_router)
+    app.include_router(openai_router)
     return app

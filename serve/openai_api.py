@@ -1,0 +1,262 @@
+"""OpenAI-compatible routes: ``GET /v1/models`` and ``POST /v1/chat/completions``.
+
+Any OpenAI client (the ``openai`` package, LangChain's ``ChatOpenAI``) can talk to the server.
+``model`` picks the adapter: ``base`` (the base model alone), ``NAME`` (its active version) or
+``NAME@vN``. The last user message is the question; it goes through the same pipeline as
+``POST /v1/query`` (retrieval, refusal, citations, grounding), so earlier turns and system
+messages do not change the answer. Decoding is greedy: ``temperature`` and ``top_p`` are
+accepted and ignored. The reply adds ``citations``, ``route``, ``grounded``, ``adapter`` and
+``reason`` beside OpenAI's fields (``EXTRA_FIELDS``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hybrid import Answer, HybridError, NotFoundError, Pipeline
+from serve.auth import require_query_key
+from serve.deps import get_pipeline
+from serve.routes import SSE_HEADERS
+from serve.schemas import ADAPTER_REF, MAX_TEXT, ErrorResponse, Filters
+
+openai_router = APIRouter(prefix="/v1", dependencies=[Depends(require_query_key)], tags=["openai"])
+PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+logger = logging.getLogger("hybrid.serve")
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 422, 503)}
+BASE_MODEL = "base"
+EXTRA_FIELDS = ("citations", "route", "grounded", "adapter", "reason")
+# Upper bound on max_tokens: the longest reply any supported model is asked for, in tokens.
+MAX_TOKENS = 2048
+
+
+class TextPart(BaseModel):
+    """One part of a message's content; only text parts are understood."""
+
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # name, tool_call_id...: accepted, unused
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(part.text for part in self.content)
+        return self.content or ""
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ChatRequest(Filters):
+    """OpenAI's chat request. Fields that OpenAI clients send and greedy decoding cannot use
+    (``temperature``, ``top_p``, penalties, ``seed``, ``stop``, ``user``) are ignored.
+
+    Beyond OpenAI's fields (``extra_body`` in the clients): ``k``, ``strict``, ``unsupported``
+    and the filters ``sources``, ``page_from``, ``page_to``, as in ``POST /v1/query``.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(pattern=f"{ADAPTER_REF}", description="'base', NAME or NAME@vN (GET /v1/models lists them).")
+    messages: list[ChatMessage] = Field(min_length=1, max_length=200)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    temperature: float | None = Field(None, ge=0, le=2)
+    n: int = Field(1, ge=1, le=1, description="Only one choice per request.")
+    k: int | None = Field(None, ge=1, le=50, description="Passages to retrieve [default: 5].")
+    strict: bool = Field(False, description="Refuse rather than answer with an unsupported sentence.")
+    unsupported: Literal["drop", "flag"] = Field("drop", description="Drop unsupported sentences, or flag them.")
+
+    @model_validator(mode="after")
+    def _question(self) -> ChatRequest:
+        question = self.question
+        if not question.strip():
+            raise ValueError("no user message with text: the last user message is the question")
+        if len(question) > MAX_TEXT:
+            raise ValueError(f"the last user message has {len(question)} characters; the limit is {MAX_TEXT}")
+        return self
+
+    @property
+    def question(self) -> str:
+        users = [m for m in self.messages if m.role == "user"]
+        return users[-1].text if users else ""
+
+    def ask_args(self, adapter: str) -> dict[str, Any]:
+        """Keyword arguments of ``Pipeline.ask`` and ``Pipeline.ask_stream`` for this request."""
+        return {"k": self.k, "adapter": adapter, "allow_path": False, "sources": self.sources,
+                "pages": self.pages, "strict": self.strict, "unsupported": self.unsupported}
+
+
+@openai_router.get("/models", responses=ERRORS)
+def list_models(pipeline: PipelineDep) -> dict:
+    """``base``, every adapter as ``NAME`` (its active version) and every version as ``NAME@vN``.
+
+    Each entry's ``adapter`` says which version it answers with now (null for ``base``).
+    """
+    models = [_model(BASE_MODEL, 0, None)]
+    versions = pipeline.adapter_versions()
+    for name in dict.fromkeys(v.name for v in versions):
+        active = pipeline.registry.active(name)
+        if active is not None:
+            models.append(_model(name, _created(active), active.ref))
+        models += [_model(v.ref, _created(v), v.ref) for v in versions if v.name == name]
+    return {"object": "list", "data": models}
+
+
+@openai_router.post("/chat/completions", responses=ERRORS)
+def chat_completions(body: ChatRequest, pipeline: PipelineDep) -> Any:
+    """Answer the last user message; with ``stream`` as server-sent ``chat.completion.chunk`` events."""
+    version = pipeline.resolve_adapter(_adapter(pipeline, body.model), allow_path=False)
+    # The version resolved once: an activation during the request changes neither answer nor label.
+    adapter, model = (version.ref, version.ref) if version is not None else ("none", BASE_MODEL)
+    reply = _Reply(model, lambda answer: _usage(pipeline, version, body.question, answer))
+    if not body.stream:
+        answer = pipeline.ask(body.question, **body.ask_args(adapter))
+        return reply.completion(answer)
+    events = pipeline.ask_stream(body.question, **body.ask_args(adapter))
+    # Pull the first event here, so that an error before any text is a plain JSON error response.
+    first = next(events)
+    include_usage = body.stream_options is not None and body.stream_options.include_usage
+    return StreamingResponse(
+        reply.chunks(first, events, include_usage),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
+    )
+
+
+class _Reply:
+    """Builds the completion object, or the chunk stream, for one request."""
+
+    def __init__(self, model: str, usage: Callable[[Answer], dict[str, int]]) -> None:
+        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+        self.model = model
+        self.usage = usage
+
+    def completion(self, answer: Answer) -> dict:
+        message = {"role": "assistant", "content": answer.answer}
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+            "usage": self.usage(answer),
+            **_extras(answer),
+        }
+
+    def chunks(self, first: tuple[str, Any], events: Iterator[tuple[str, Any]], include_usage: bool) -> Iterator[str]:
+        usage: dict = {"usage": None} if include_usage else {}
+        yield self._chunk({"role": "assistant", "content": ""}, usage)
+        streamed: list[str] = []
+        try:
+            for kind, value in _chain(first, events):
+                if kind == "token":
+                    streamed.append(value)
+                    yield self._chunk({"content": value}, usage)
+                elif kind == "answer":
+                    yield from self._finish(value, "".join(streamed), usage, include_usage)
+        except HybridError as exc:
+            # Headers are gone: the error travels as an event, which OpenAI clients raise.
+            yield _sse({"error": {"code": exc.code, "message": str(exc)}})
+        except Exception:
+            logger.exception("unexpected error while streaming a chat completion")
+            yield _sse({"error": {"code": "internal_error", "message": "internal error; the server log has the details"}})
+        finally:
+            events.close()
+        yield "data: [DONE]\n\n"
+
+    def _finish(self, answer: Answer, streamed: str, usage: dict, include_usage: bool) -> Iterator[str]:
+        extras = _extras(answer)
+        if answer.answer.startswith(streamed):
+            rest = answer.answer[len(streamed) :]
+            if rest:
+                yield self._chunk({"content": rest}, usage)
+        else:
+            # Citing rewrote what was streamed (unsupported sentences dropped, sources renumbered,
+            # or a quote from the sources instead): the final text travels with the citations.
+            extras["answer"] = answer.answer
+        yield self._chunk({}, usage, finish_reason="stop", **extras)
+        if include_usage:
+            yield _sse({**self._head(), "choices": [], "usage": self.usage(answer)})
+
+    def _head(self) -> dict:
+        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
+
+    def _chunk(self, delta: dict, usage: dict, finish_reason: str | None = None, **extras: Any) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+        return _sse({**self._head(), "choices": [choice], **usage, **extras})
+
+
+def _chain(first: tuple[str, Any], rest: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+    yield first
+    yield from rest
+
+
+def _adapter(pipeline: Pipeline, model: str) -> str:
+    """The adapter reference for ``model``; NotFoundError naming the models that exist."""
+    if model == BASE_MODEL:
+        return "none"
+    names = pipeline.registry.names()
+    if model.split("@", 1)[0] not in names:
+        listed = ", ".join([BASE_MODEL, *names])
+        raise NotFoundError(f"no model {model!r}; the models are {listed} (GET /v1/models lists every version)")
+    return model
+
+
+def _usage(pipeline: Pipeline, version: Any, question: str, answer: Answer) -> dict[str, int]:
+    """Tokens in and out of the model that answered; 0 and 0 for a refusal, which runs no model.
+
+    The generator's own counts when the answer carries them (``prompt_tokens`` and
+    ``completion_tokens``); else counted here with its tokenizer: the question (not the passages
+    and instructions the prompt adds, which only the pipeline sees) and the answer's text.
+    """
+    prompt = getattr(answer, "prompt_tokens", None)
+    completion = getattr(answer, "completion_tokens", None)
+    if prompt is None or completion is None:
+        if answer.route == "refuse":
+            prompt = completion = 0
+        else:
+            generator = pipeline.generator(version)
+            prompt, completion = generator.count_tokens(question), generator.count_tokens(answer.answer)
+    return {"prompt_tokens": int(prompt), "completion_tokens": int(completion), "total_tokens": int(prompt) + int(completion)}
+
+
+def _extras(answer: Answer) -> dict:
+    """The fields of ``POST /v1/query`` that OpenAI's reply has no place for."""
+    body = answer.to_dict()
+    return {key: body[key] for key in EXTRA_FIELDS if key in body}
+
+
+def _model(model_id: str, created: int, adapter: str | None) -> dict:
+    return {"id": model_id, "object": "model", "created": created, "owned_by": "hybrid", "adapter": adapter}
+
+
+def _created(version: Any) -> int:
+    """Seconds since the epoch at which the version was trained (0 when meta.json lacks it)."""
+    try:
+        return int(datetime.fromisoformat(version.meta["created"]).timestamp())
+    except (KeyError, TypeError, ValueError):
+        return 0
+
+
+def _sse(data: dict) -> str:
+    return f"data: {json.dumps(data, separators=(',', ':'))}\n\n"
