@@ -11,11 +11,13 @@ from starlette.concurrency import run_in_threadpool
 
 from hybrid import Pipeline, Settings, __version__
 from serve.admin import router as admin_router
+from serve.concurrency import Gate, install_gate
 from serve.deps import get_settings
 from serve.errors import install_error_handlers
 from serve.limits import BodyLimit
-from serve.openai_api import openai_router
+from serve.metrics import install_metrics
 from serve.routes import router, v1
+from serve.web import router as web_router
 
 logger = logging.getLogger("hybrid.serve")
 
@@ -33,6 +35,7 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = app.dependency_overrides.get(get_settings, get_settings)()
         app.state.pipeline = pipeline or Pipeline(resolved)
+        app.state.gate = Gate.from_settings(resolved)
         # Loading takes seconds (embedder, index, generator): off the event loop.
         await run_in_threadpool(app.state.pipeline.load)
         app.state.ready = True
@@ -48,8 +51,10 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
         app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
     app.add_middleware(BodyLimit)  # 413 before a large body is read
+    install_gate(app)
+    install_metrics(app)  # after the gate: outside it, so the gate's 503s are counted
     app.include_router(router)
     app.include_router(v1)
     app.include_router(admin_router)
-    app.include_router(openai_router)
+    app.include_router(web_router)
     return app
