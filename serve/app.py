@@ -16,6 +16,7 @@ from serve.deps import get_settings
 from serve.errors import install_error_handlers
 from serve.limits import BodyLimit
 from serve.metrics import install_metrics
+from serve.openai_api import openai_router
 from serve.routes import router, v1
 from serve.web import router as web_router
 
@@ -56,5 +57,6 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
     app.include_router(router)
     app.include_router(v1)
     app.include_router(admin_router)
+    app.include_router(openai_router)
     app.include_router(web_router)
     return app
