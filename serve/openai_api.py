@@ -33,6 +33,13 @@ openai_router = APIRouter(prefix="/v1", dependencies=[Depends(require_query_key)
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
 logger = logging.getLogger("hybrid.serve")
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 422, 503)}
+CHAT_RESPONSES = {
+    **ERRORS,
+    200: {
+        "description": "A chat.completion; with \"stream\": true, chat.completion.chunk server-sent events.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+}
 BASE_MODEL = "base"
 EXTRA_FIELDS = ("citations", "route", "grounded", "adapter", "reason")
 # Upper bound on max_tokens: the longest reply any supported model is asked for, in tokens.
@@ -121,7 +128,7 @@ def list_models(pipeline: PipelineDep) -> dict:
     return {"object": "list", "data": models}
 
 
-@openai_router.post("/chat/completions", responses=ERRORS)
+@openai_router.post("/chat/completions", responses=CHAT_RESPONSES)
 def chat_completions(body: ChatRequest, pipeline: PipelineDep) -> Any:
     """Answer the last user message; with ``stream`` as server-sent ``chat.completion.chunk`` events."""
     version = pipeline.resolve_adapter(_adapter(pipeline, body.model), allow_path=False)
@@ -226,11 +233,12 @@ def _usage(pipeline: Pipeline, version: Any, question: str, answer: Answer) -> d
     """Tokens in and out of the model that answered; 0 and 0 for a refusal, which runs no model.
 
     The generator's own counts when the answer carries them (``prompt_tokens`` and
-    ``completion_tokens``); else counted here with its tokenizer: the question (not the passages
-    and instructions the prompt adds, which only the pipeline sees) and the answer's text.
+    ``completion_tokens``, as attributes or in ``timings``); else counted here with its
+    tokenizer: the question (not the passages and instructions the prompt adds, which only the
+    pipeline sees) and the answer's text.
     """
-    prompt = getattr(answer, "prompt_tokens", None)
-    completion = getattr(answer, "completion_tokens", None)
+    prompt = getattr(answer, "prompt_tokens", answer.timings.get("prompt_tokens"))
+    completion = getattr(answer, "completion_tokens", answer.timings.get("completion_tokens"))
     if prompt is None or completion is None:
         if answer.route == "refuse":
             prompt = completion = 0

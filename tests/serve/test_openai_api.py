@@ -114,6 +114,19 @@ def test_the_last_user_message_is_the_question(client, house) -> None:
     assert body["citations"] == single["citations"]
 
 
+def test_usage_takes_the_pipelines_counts_when_the_answer_has_them(client, pipeline, monkeypatch) -> None:
+    ask = pipeline.ask
+
+    def counted(question, **kwargs):
+        answer = ask(question, **kwargs)
+        answer.timings.update(prompt_tokens=431, completion_tokens=12)
+        return answer
+
+    monkeypatch.setattr(pipeline, "ask", counted)
+    usage = client.post("/v1/chat/completions", json=chat("base")).json()["usage"]
+    assert usage == {"prompt_tokens": 431, "completion_tokens": 12, "total_tokens": 443}
+
+
 def test_refusal_is_a_completion_with_no_citations_and_no_tokens(client) -> None:
     body = client.post("/v1/chat/completions", json=chat("base", "Which koala subspecies sings opera loudly?")).json()
     assert body["route"] == "refuse" and body["citations"] == []
