@@ -55,8 +55,10 @@ def test_openai_client_lists_models_answers_and_streams(base_url: str) -> None:
     assert chunks[-1].usage.total_tokens == completion.usage.total_tokens
 
 
-def test_openai_client_raises_its_own_errors(base_url: str) -> None:
+def test_openai_client_raises_its_own_errors(base_url: str, pipeline, monkeypatch) -> None:
     import openai
+
+    from hybrid import BadRequestError
 
     client = openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0, timeout=60)
     with pytest.raises(openai.NotFoundError) as missing:
@@ -66,6 +68,15 @@ def test_openai_client_raises_its_own_errors(base_url: str) -> None:
         client.chat.completions.create(model="base", messages=[{"role": "user", "content": QUESTION}], max_tokens=100_000)
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=base_url, api_key="wrong", max_retries=0).models.list()
+
+    def failing(question, **kwargs):
+        yield "token", "The"
+        raise BadRequestError("generation went wrong")
+
+    monkeypatch.setattr(pipeline, "ask_stream", failing)
+    stream = client.chat.completions.create(model="base", messages=[{"role": "user", "content": QUESTION}], stream=True)
+    with pytest.raises(openai.APIError, match="generation went wrong"):
+        list(stream)
 
 
 def test_langchain_chat_openai_invokes_and_streams(base_url: str) -> None:
