@@ -432,7 +432,7 @@ class Pipeline:
             return Answer(kept, [], "style", grounded, plan.adapter, timings, plan.reason, checks)
         cited = cite(text, plan.hits, drop_unsupported=drop)
         if strict and not cited.grounded:
-            reason = _unsupported_reason(cited.sentences, "the passages they cite") if cited.sentences else "the model generated no answer"
+            reason = _unsupported_reason(cited.sentences, "the passages they cite") if cited.sentences else "strict: the model generated no answer"
             return _refusal(plan.adapter, reason, plan.retrieve_ms, generate_ms, cited.sentences)
         reason = plan.reason
         if not cited.supported_sentences:
@@ -724,7 +724,7 @@ def _refusal(
 def _unsupported_reason(checks: Sequence[SentenceCheck], against: str) -> str:
     bad = [c for c in checks if not c.supported]
     if not bad:
-        return "the answer cites no passage"
+        return "strict: the answer cites no passage"
     first = " ".join(bad[0].text.split())[:120]
     return f"strict: {len(bad)} of {len(checks)} sentences are not supported by {against} (first: \"{first}\")"
 
