@@ -114,7 +114,25 @@ def activate_adapter(
     return {"name": name, "active": f"v{now.version}", "previous": _version_of(before)}
 
 
-@router.post("/documents", status_code=202, responses=ERRORS, dependencies=[Depends(require_admin_key)])
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": [UPLOAD_FIELD],
+                    "properties": {UPLOAD_FIELD: {"type": "string", "format": "binary", "description": "One PDF."}},
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/documents", status_code=202, responses=ERRORS, dependencies=[Depends(require_admin_key)], openapi_extra=UPLOAD_BODY
+)
 async def upload_document(request: Request, pipeline: PipelineDep) -> JSONResponse:
     """Upload one PDF (multipart field ``file``); 202 with the job that ingests it."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
