@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hybrid import Answer, HybridError, NotFoundError, Pipeline
 from serve.auth import require_query_key
@@ -70,6 +70,12 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class ResponseFormat(BaseModel):
+    """Only plain text replies: the answer is prose with citation markers."""
+
+    type: Literal["text"]
+
+
 class ChatRequest(Filters):
     """OpenAI's chat request. Fields that OpenAI clients send and greedy decoding cannot use
     (``temperature``, ``top_p``, penalties, ``seed``, ``stop``, ``user``) are ignored.
@@ -91,6 +97,18 @@ class ChatRequest(Filters):
     k: int | None = Field(None, ge=1, le=50, description="Passages to retrieve [default: 5].")
     strict: bool = Field(False, description="Refuse rather than answer with an unsupported sentence.")
     unsupported: Literal["drop", "flag"] = Field("drop", description="Drop unsupported sentences, or flag them.")
+
+    # Tool calls and structured output would be ignored silently, and an agent would wait for them.
+    tools: list[Any] | None = Field(None, description="Not supported: absent or empty.")
+    functions: list[Any] | None = Field(None, description="Not supported: absent or empty.")
+    response_format: ResponseFormat | None = None
+
+    @field_validator("tools", "functions")
+    @classmethod
+    def _no_tools(cls, value: list[Any] | None) -> list[Any] | None:
+        if value:
+            raise ValueError("tool calls are not supported: the server answers from its documents only")
+        return value
 
     @model_validator(mode="after")
     def _question(self) -> ChatRequest:
@@ -232,13 +250,13 @@ def _adapter(pipeline: Pipeline, model: str) -> str:
 def _usage(pipeline: Pipeline, version: Any, question: str, answer: Answer) -> dict[str, int]:
     """Tokens in and out of the model that answered; 0 and 0 for a refusal, which runs no model.
 
-    The generator's own counts when the answer carries them (``prompt_tokens`` and
-    ``completion_tokens``, as attributes or in ``timings``); else counted here with its
-    tokenizer: the question (not the passages and instructions the prompt adds, which only the
-    pipeline sees) and the answer's text.
+    The generator's own counts when the answer carries them (``Answer.prompt_tokens`` and
+    ``completion_tokens``); else (a streamed reply) counted here with its tokenizer: the question
+    (not the passages and instructions the prompt adds, which only the pipeline sees) and the
+    answer's text.
     """
-    prompt = getattr(answer, "prompt_tokens", answer.timings.get("prompt_tokens"))
-    completion = getattr(answer, "completion_tokens", answer.timings.get("completion_tokens"))
+    prompt = getattr(answer, "prompt_tokens", None)
+    completion = getattr(answer, "completion_tokens", None)
     if prompt is None or completion is None:
         if answer.route == "refuse":
             prompt = completion = 0

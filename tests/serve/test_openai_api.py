@@ -109,7 +109,8 @@ def test_the_last_user_message_is_the_question(client, house) -> None:
         {"role": "assistant", "content": "None that I know of."},
         {"role": "user", "content": [{"type": "text", "text": "How much did "}, {"type": "text", "text": "revenue grow?"}]},
     ]
-    body = client.post("/v1/chat/completions", json={"model": "base", "messages": turns, "temperature": 0.7}).json()
+    extra = {"temperature": 0.7, "top_p": 0.5, "stop": ["\n"], "user": "u1", "tools": [], "response_format": {"type": "text"}}
+    body = client.post("/v1/chat/completions", json={"model": "base", "messages": turns, **extra}).json()
     assert body["choices"][0]["message"] == single["choices"][0]["message"]
     assert body["citations"] == single["citations"]
 
@@ -119,7 +120,7 @@ def test_usage_takes_the_pipelines_counts_when_the_answer_has_them(client, pipel
 
     def counted(question, **kwargs):
         answer = ask(question, **kwargs)
-        answer.timings.update(prompt_tokens=431, completion_tokens=12)
+        answer.prompt_tokens, answer.completion_tokens = 431, 12
         return answer
 
     monkeypatch.setattr(pipeline, "ask", counted)
@@ -155,6 +156,8 @@ def test_refusal_is_a_completion_with_no_citations_and_no_tokens(client) -> None
         (chat("base", n=2), 422),
         (chat("base", temperature=3), 422),
         (chat("base", unsupported="hide"), 422),
+        (chat("base", tools=[{"type": "function", "function": {"name": "f"}}]), 422),
+        (chat("base", response_format={"type": "json_object"}), 422),
         (chat("nosuch", stream=True), 404),
     ],
 )
@@ -212,11 +215,16 @@ def test_query_options_reach_the_pipeline(client, house) -> None:
 
 
 def test_stream_usage_comes_last_when_asked_for(client, house) -> None:
-    whole = client.post("/v1/chat/completions", json=chat("house")).json()
     payload = chat("house", stream=True, stream_options={"include_usage": True})
     chunks = events(client.post("/v1/chat/completions", json=payload))[:-1]
-    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == whole["usage"]
+    usage = chunks[-1]["usage"]
+    assert chunks[-1]["choices"] == [] and usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert all(c["usage"] is None for c in chunks[:-1])
+    # strict generates the reply whole, so its stream reports the same counts as the plain reply.
+    whole = client.post("/v1/chat/completions", json=chat("house", strict=True)).json()
+    strict = events(client.post("/v1/chat/completions", json={**payload, "strict": True}))[-2]
+    assert strict["usage"] == whole["usage"]
 
 
 def _fake_stream(pipeline, tokens, *, fail: Exception | None = None):

@@ -52,7 +52,8 @@ def test_openai_client_lists_models_answers_and_streams(base_url: str) -> None:
     assert len(finished) == 1 and finished[0].model_extra["citations"] == extra["citations"]
     # The raw tokens, or, when the grounding check rewrote them, the final text beside the citations.
     assert finished[0].model_extra.get("answer", "".join(deltas)) == text
-    assert chunks[-1].usage.total_tokens == completion.usage.total_tokens
+    usage = chunks[-1].usage
+    assert usage.completion_tokens > 0 and usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
 
 
 def test_openai_client_raises_its_own_errors(base_url: str, pipeline, monkeypatch) -> None:
