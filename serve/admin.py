@@ -41,6 +41,8 @@ UPLOAD_FIELD = "file"
 # A PDF starts with "%PDF-" within its first 1,024 bytes (ISO 32000-1, annex H.3).
 PDF_MAGIC, MAGIC_WINDOW = b"%PDF-", 1024
 COPY_CHUNK = 1 << 20
+# A partial upload untouched for this long (seconds) was left by a server that stopped mid-copy.
+STALE_PART_SECONDS = 3600
 
 ERRORS = {status: {"model": ErrorResponse} for status in (401, 403, 404, 409, 413, 415, 422, 503)}
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
@@ -168,6 +170,7 @@ def _store(upload: UploadFile, uploads: Path) -> dict[str, Any]:
     """Copy the upload to ``uploads/<sha256>.pdf`` (written aside, then renamed); its metadata beside it."""
     name = _display_name(upload.filename)
     uploads.mkdir(parents=True, exist_ok=True)
+    _remove_stale_parts(uploads)
     digest, size, head = hashlib.sha256(), 0, b""
     fd, tmp = tempfile.mkstemp(dir=uploads, prefix=".upload-", suffix=".part")
     try:
@@ -193,6 +196,14 @@ def _store(upload: UploadFile, uploads: Path) -> dict[str, Any]:
     document = {"name": name, "sha256": sha, "bytes": size, "uploaded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     _write_json(uploads / f"{sha}.json", document)
     return document
+
+
+def _remove_stale_parts(uploads: Path) -> None:
+    cutoff = time.time() - STALE_PART_SECONDS
+    for part in uploads.glob(".upload-*.part"):
+        with contextlib.suppress(OSError):  # gone meanwhile: another upload cleaned it
+            if part.stat().st_mtime < cutoff:
+                part.unlink()
 
 
 def _ingest(pipeline: Pipeline, path: Path, report: Any) -> dict[str, Any]:

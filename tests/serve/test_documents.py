@@ -133,3 +133,16 @@ def test_two_files_in_one_upload_are_refused(client) -> None:
 def test_an_unknown_job_is_a_404(client) -> None:
     response = client.get("/v1/jobs/" + "a" * 32)
     assert response.status_code == 404 and "POST /v1/documents" in response.json()["error"]["message"]
+
+
+def test_a_partial_upload_left_by_a_stopped_server_is_removed(client, home, new_pdf) -> None:
+    import os
+
+    uploads = home / "uploads"
+    uploads.mkdir(parents=True)
+    stale, fresh = uploads / ".upload-old.part", uploads / ".upload-new.part"
+    stale.write_bytes(b"%PDF-half")
+    fresh.write_bytes(b"%PDF-in progress")  # another upload being copied right now
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    assert _upload(client, new_pdf).status_code == 202
+    assert not stale.exists() and fresh.exists()
