@@ -40,7 +40,8 @@ def main(model: str, data: str, out: str, checkpoint: str, stop_after: int | Non
         examples, model, out.format(rank=rank), CONFIG, eval_examples=examples[:EVAL_EXAMPLES], progress=progress,
         checkpoint_dir=checkpoint.format(rank=rank), checkpoint_seconds=0,
     )
-    print(json.dumps({"rank": int(rank), **asdict(result)}), flush=True)
+    # One write of under 4 KiB: atomic on a pipe, so two processes' lines never interleave.
+    os.write(1, (json.dumps({"rank": int(rank), **asdict(result)}) + "\n").encode())
     distributed.shutdown()
 
 
