@@ -15,7 +15,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from hybrid.grounding import MIN_CLAIM_WORDS, MIN_SUPPORT, Evidence, SentenceCheck, all_supported, best_score, is_claim, score
+from hybrid.grounding import (
+    MIN_CLAIM_WORDS,
+    MIN_SUPPORT,
+    Evidence,
+    SentenceCheck,
+    about_sources,
+    all_supported,
+    best_score,
+    is_claim,
+    score,
+)
 from hybrid.records import Citation
 from hybrid.text import content_words, sentence_spans
 
@@ -29,8 +39,11 @@ _EMPTY_MARKER = re.compile(r"\s*\[\s*(?:source|n)?\s*\]", re.IGNORECASE)
 # Words that only lead up to a marker: "cited at [2]", "(see [1])", "according to [3]".
 _POINTERS = r"(?:cited|quoted|stated|shown|given|found|listed|see|cf\.?|per|as|in|at|on|from|by|to|according|source|sources|page|reference)"
 _DANGLING_BEFORE_MARKER = re.compile(
-    rf"(?:\s*,)?(?:\s+{_POINTERS})+(?=\s*\[(?:\d+(?:\s*,\s*\d+)*|\s*(?:source|n)?\s*)\])", re.IGNORECASE
+    rf"(?:(?:\s*,)?(?:\s+{_POINTERS})+|\s+[-\u2013\u2014:])(?=\s*\[(?:\d+(?:\s*,\s*\d+)*|\s*(?:source|n)?\s*)\])",
+    re.IGNORECASE,
 )
+_BARE_ENUMERATOR = re.compile(r"\d{1,2}[.)]|[-*\u2022]")
+_CLOSING = ".!?:;)]\"'\u201d"
 _EMPTY_PARENS = re.compile(r"\s*\(\s*(?:see|cf\.?|source|sources|page)?\s*\)", re.IGNORECASE)
 # The same left at the end of a sentence without a marker: "... a summary cited at."
 _DANGLING_END = re.compile(r"(?:\s*,)?\s+(?:cited|quoted|as stated|as shown|see)(?:\s+(?:at|in|on|from|by|source|sources|page))*\s*([.!?:;]?)$", re.IGNORECASE)
@@ -97,24 +110,37 @@ def cite(answer: str, hits: Sequence[Hit], *, drop_unsupported: bool = True) -> 
     # (sentence, hit indexes it cites, support, supported, claim, kept): numbered once all are known.
     rows: list[tuple[str, list[int], float, bool, bool, bool]] = []
     previous_end = 0
-    for a, b in sentence_spans(answer):
+    spans = sentence_spans(answer)
+    enumerator, enumerator_gap = "", ""  # a list item's "2." stands apart from its sentence
+    for number, (a, b) in enumerate(spans, start=1):
         raw = answer[a:b]
         gap, previous_end = answer[previous_end:a], b  # keep line breaks: house styles use lists
+        if _BARE_ENUMERATOR.fullmatch(raw):
+            enumerator, enumerator_gap = f"{raw} ", gap
+            continue
+        if enumerator:
+            gap = enumerator_gap
         marked = [int(n) - 1 for m in _MARKER.finditer(raw) for n in m.group(1).split(",")]
         sentence = _without_markers(raw)
         if not sentence:
             continue
-        claim = is_claim(sentence)
-        valid = [i for i in dict.fromkeys(marked) if 0 <= i < len(hits)]
-        valid = [i for i in valid if score(sentence, evidence[i]) >= MIN_SUPPORT]
-        if not valid and claim:
-            best, best_support = _best_hit(sentence, evidence)
-            if best is not None and best_support >= MIN_SUPPORT:
-                valid = [best]
+        claim = is_claim(sentence) or about_sources(sentence)
+        valid: list[int] = []
+        if not about_sources(sentence):  # "The sources I provided were ..." is never a fact
+            valid = [i for i in dict.fromkeys(marked) if 0 <= i < len(hits)]
+            valid = [i for i in valid if score(sentence, evidence[i]) >= MIN_SUPPORT]
+            if not valid and claim:
+                best, best_support = _best_hit(sentence, evidence)
+                if best is not None and best_support >= MIN_SUPPORT:
+                    valid = [best]
         support = max((score(sentence, evidence[i]) for i in valid), default=best_score(sentence, evidence))
         supported = bool(valid) or not claim
-        kept = supported or not drop_unsupported
+        # The generation stopped at its token limit mid-sentence: a fragment without a claim goes.
+        cut = number == len(spans) and not claim and sentence[-1] not in _CLOSING
+        supported = supported and not cut
+        kept = supported or (not drop_unsupported and not cut)
         rows.append((sentence, valid, support, supported, claim, kept))
+        prefix, enumerator = enumerator, ""
         if not kept:
             continue
         for i in valid:
@@ -125,7 +151,7 @@ def cite(answer: str, hits: Sequence[Hit], *, drop_unsupported: bool = True) -> 
         numbers = "".join(f"[{order.index(i) + 1}]" for i in valid)
         if pieces:
             pieces.append("\n" * min(gap.count("\n"), 2) or " ")
-        pieces.append(_attach(sentence, numbers))
+        pieces.append(prefix + _attach(sentence, numbers))
     citations = [
         Citation(n=n, source=hits[i].source, page=hits[i].page, chunk_id=hits[i].chunk_id, quote=_quote(hits[i], claims[i]))
         for n, i in enumerate(order, start=1)

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from hybrid.text import content_words, sentence_spans
+from hybrid.text import STOPWORDS, content_words, sentence_spans
 
 # Share of a sentence's content words that its cited passage must contain. Measured on
 # sentences of the SEC 10-Q reference answers against the passages retrieved for their question
@@ -29,8 +29,9 @@ MIN_CLAIM_WORDS = 3
 # a list item is an enumerator, not a number the sentence states.
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
 _ENUMERATOR = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*\u2022])\s+")
-# Capitalised words inside a sentence: names, which a rewrite must not invent either.
-_NAME = re.compile(r"(?<=[a-z0-9,;:)] )[A-Z][A-Za-z0-9&'-]+")
+# Capitalised words inside a sentence: names, which a rewrite must not invent either. After a
+# colon or semicolon a capital starts a clause ("Summary: The engine ..."), not a name.
+_NAME = re.compile(r"(?<=[a-z0-9,)] )[A-Z][A-Za-z0-9&'-]+")
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,8 @@ def numbers_in(text: str) -> set[str]:
 
 def names_in(text: str) -> set[str]:
     """Capitalised words that do not start a sentence ("Apple", "Q3"), lower-cased."""
-    return {m.group().lower().removesuffix("'s") for m in _NAME.finditer(text)}
+    found = {m.group().lower().removesuffix("'s") for m in _NAME.finditer(text)}
+    return {name for name in found if name not in STOPWORDS}
 
 
 @dataclass(frozen=True)
@@ -92,14 +94,31 @@ class Evidence:
         return cls(frozenset(content_words(text)), frozenset(numbers_in(text)))
 
 
+# Sentences about the sources rather than from them: "The sources I provided earlier were:",
+# "This document titled ...". Small models write them when they cannot answer; they state no fact
+# a passage could support, yet share the passages' words (titles), so overlap alone passes them.
+_ABOUT_SOURCES = re.compile(
+    r"\b(?:sources?|documents?|passages?|texts?)\s+(?:that\s+)?(?:I|you|we)\s+(?:have\s+)?(?:provided|gave|given|listed|used|cited)\b"
+    r"|\bI\s+(?:have\s+)?(?:provided|used|cited)\b|\bdocument\s+titled\b"
+    r"|\bthe\s+(?:document|source|passage)\s+(?:with|that|which)\b"
+    r"|^\W*(?:the\s+)?(?:sources?|documents?)\s+(?:were|are|is|was|include|includes|contain|contains)\b",
+    re.IGNORECASE,
+)
+
+
+def about_sources(sentence: str) -> bool:
+    """Whether ``sentence`` talks about the sources instead of stating what they say."""
+    return bool(_ABOUT_SOURCES.search(sentence))
+
+
 def is_claim(sentence: str) -> bool:
     """Whether ``sentence`` says enough to need support (``MIN_CLAIM_WORDS`` content words)."""
-    return len(content_words(sentence)) >= MIN_CLAIM_WORDS
+    return len(content_words(_ENUMERATOR.sub("", sentence))) >= MIN_CLAIM_WORDS
 
 
 def score(sentence: str, evidence: Evidence) -> float:
     """Support of ``sentence`` by one passage: content-word overlap, 0 if a number is missing."""
-    words = content_words(sentence)
+    words = content_words(_ENUMERATOR.sub("", sentence))
     if not words:
         return 0.0
     if not numbers_in(sentence) <= evidence.numbers:

@@ -331,7 +331,8 @@ class Pipeline:
             return plan
         started = time.perf_counter()
         result = plan.generator.generate(plan.messages, max_new_tokens=self.settings.max_new_tokens)
-        return self._finish(plan, result.text, (time.perf_counter() - started) * 1000, strict)
+        answer = self._finish(plan, result.text, (time.perf_counter() - started) * 1000, strict)
+        return _with_usage(answer, result)
 
     def ask_stream(
         self,
@@ -370,14 +371,15 @@ class Pipeline:
             return
         started = time.perf_counter()
         if strict:
-            text = plan.generator.generate(plan.messages, max_new_tokens=self.settings.max_new_tokens).text
-        else:
-            pieces = []
-            for piece in plan.generator.stream(plan.messages, max_new_tokens=self.settings.max_new_tokens):
-                pieces.append(piece)
-                yield "token", piece
-            text = "".join(pieces).strip()
-        yield "answer", self._finish(plan, text, (time.perf_counter() - started) * 1000, strict)
+            result = plan.generator.generate(plan.messages, max_new_tokens=self.settings.max_new_tokens)
+            answer = self._finish(plan, result.text, (time.perf_counter() - started) * 1000, strict)
+            yield "answer", _with_usage(answer, result)
+            return
+        pieces = []
+        for piece in plan.generator.stream(plan.messages, max_new_tokens=self.settings.max_new_tokens):
+            pieces.append(piece)
+            yield "token", piece
+        yield "answer", self._finish(plan, "".join(pieces).strip(), (time.perf_counter() - started) * 1000, strict)
 
     def _plan(
         self,
@@ -719,6 +721,11 @@ def _refusal(
 ) -> Answer:
     timings = {"retrieve_ms": round(retrieve_ms, 1), "generate_ms": round(generate_ms, 1)}
     return Answer(guidance.REFUSAL, [], "refuse", True, adapter, timings, reason, list(sentences))
+
+
+def _with_usage(answer: Answer, result: tune.GenerationResult) -> Answer:
+    """``answer`` with the generator's token counts (a streamed reply has none to report)."""
+    return dataclasses.replace(answer, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens)
 
 
 def _unsupported_reason(checks: Sequence[SentenceCheck], against: str) -> str:

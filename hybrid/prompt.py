@@ -50,8 +50,9 @@ INSTRUCTION_LIKE = re.compile(
 )
 # Chat-template tokens (<|im_start|>, <|eot_id|>): a passage must never open a turn of its own.
 _SPECIAL_TOKEN = re.compile(r"<\|[A-Za-z_]{2,20}\|>|<\/?s>")
-# No words of its own, so it can never be quoted or extracted as an answer.
-REMOVED = "[\u2026]"
+# No words of its own, so it can never be quoted or extracted as an answer; its full stop ends
+# the sentence, so the next one stays whole.
+REMOVED = "[\u2026]."
 # Sentences of extracted PDF text end at ., ! or ?, or a blank line (a single line break is wrapping).
 _SENTENCE = re.compile(r"(?:[^.!?\n]|\n(?!\s*\n))*(?:[.!?]+|\n\s*\n|$)")
 

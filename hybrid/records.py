@@ -33,6 +33,8 @@ class Answer:
             ``rag`` route, something is cited).
         reason: why the router chose this route, in words (a refusal says what was missing).
         sentences: the grounding check of each generated sentence, dropped ones included.
+        prompt_tokens, completion_tokens: the generator's token counts, when it reported them
+            (not part of the JSON; the OpenAI-compatible route reports them as ``usage``).
     """
 
     answer: str
@@ -43,6 +45,8 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     reason: str = ""
     sentences: list[SentenceCheck] = field(default_factory=list)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
     def to_dict(self) -> dict:
         return {

@@ -109,3 +109,23 @@ def test_a_quote_prefers_a_full_sentence_to_a_heading_with_the_same_words() -> N
     hit = Hit("/d/ingest.pdf", 3, "x:p3:c0", 0.7, text)
     cited = cite("A PDF that cannot be read during ingest is skipped [1].", [hit])
     assert cited.citations[0].quote == "A PDF that cannot be read during ingest is reported with the reason."
+
+
+def test_talk_about_the_sources_is_not_a_supported_claim() -> None:
+    # SmolLM2-135M's usual non-answer: it shares a title's words with the passage, and says nothing.
+    out = cite('The sources I provided earlier were for a document titled "Engine failure" [1].', HITS)
+    assert out.text == "" and out.supported_sentences == 0
+    assert out.sentences[0].claim and not out.sentences[0].supported
+
+
+def test_a_dropped_list_item_takes_its_number_with_it() -> None:
+    out = cite("Summary:\n1. Revenue grew 12 percent in 2022 [2].\n2. Unicorns fly purple kites daily.\n3. Costs were flat [2].", HITS)
+    assert out.text == "Summary:\n1. Revenue grew 12 percent in 2022 [1].\n3. Costs were flat [1]."
+
+
+def test_a_fragment_cut_by_the_token_limit_is_left_out() -> None:
+    out = cite("The pilot reported an engine failure [1]. In this case, I used the", HITS)
+    assert out.text == "The pilot reported an engine failure [1]."
+    assert not out.sentences[-1].kept
+    out = cite("The pilot reported an engine failure [1].\n2. **Engine", HITS)
+    assert out.text == "The pilot reported an engine failure [1]."

@@ -170,3 +170,17 @@ def test_planted_instructions_with_the_tiny_model(planted) -> None:
     answer = planted.ask("When do the hangar doors close?")
     assert "PWNED" not in answer.answer and answer.route == "rag"
     assert all("PWNED" not in c.quote and Path(c.source).name == "hangar.pdf" for c in answer.citations)
+
+
+def test_a_rewrite_may_start_clauses_with_capitals_and_keep_the_texts_names() -> None:
+    supplied = "the crew of Flight 12 left Denver when the tank ran dry over the plains"
+    text, checks = check_rewrite("Summary: The crew of Flight 12 left Denver; Then the tank ran dry.", supplied)
+    assert all(c.supported for c in checks) and text.startswith("Summary: The crew")
+
+
+def test_an_answer_carries_the_generators_token_counts_outside_its_json(pipeline) -> None:
+    answer = pipeline.ask(QUESTION)
+    assert answer.prompt_tokens > 20 and 0 < answer.completion_tokens <= 12
+    assert "prompt_tokens" not in answer.to_dict()
+    strict = list(pipeline.ask_stream(QUESTION, strict=True))[-1][1]
+    assert strict.prompt_tokens == answer.prompt_tokens
