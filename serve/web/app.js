@@ -53,6 +53,7 @@ function clearResult() {
   $("sources-title").hidden = true;
   for (const id of ["route", "grounded", "timings"]) {
     $(id).textContent = "";
+    $(id).title = "";
     $(id).className = id === "timings" ? "timings" : "badge";
   }
 }
@@ -67,6 +68,7 @@ function showAnswer(answer) {
   $("answer").textContent = answer.answer;
   $("route").textContent = answer.route;
   $("route").classList.add(answer.route);
+  $("route").title = answer.reason || ""; // why this route (newer servers say)
   if (answer.route !== "refuse") {
     $("grounded").textContent = answer.grounded ? "grounded" : "not fully grounded";
     $("grounded").classList.add(answer.grounded ? "grounded" : "ungrounded");
