@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -121,7 +122,7 @@ def test_a_full_server_answers_503_with_retry_after_and_loses_nothing(pipeline, 
             metrics = httpx.get(f"{base}/metrics", timeout=5).text
             if "hybrid_queue_depth 1" in metrics:
                 break
-            threading.Event().wait(0.02)
+            time.sleep(0.02)
         assert "hybrid_queue_depth 1" in metrics and "hybrid_requests_in_flight 1" in metrics
         rejected = [pool.submit(post).result(timeout=30) for _ in range(2)]
         release.set()
