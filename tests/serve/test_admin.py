@@ -96,6 +96,32 @@ def test_activate_bodies_are_validated(house_client, body) -> None:
     assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_request"
 
 
+def test_a_generator_evicted_while_in_use_finishes_its_work(house_pipeline) -> None:
+    from hybrid.pipeline import MAX_GENERATORS
+
+    others = ["house@v2", "house@v3", "legal@v1"][:MAX_GENERATORS]  # enough to push house@v1 out
+    assert len(others) == MAX_GENERATORS
+    first = house_pipeline.generator(house_pipeline.resolve_adapter("house@v1"))
+    messages = [{"role": "user", "content": "How much did revenue grow?"}]
+    replies, errors = [], []
+
+    def generate() -> None:
+        try:
+            for _ in range(4):
+                replies.append(first.generate(messages, max_new_tokens=8).text)
+        except Exception as exc:  # the assertion below shows it
+            errors.append(exc)
+
+    worker = threading.Thread(target=generate)
+    worker.start()
+    for ref in others:
+        house_pipeline.generator(house_pipeline.resolve_adapter(ref))
+    worker.join(timeout=120)
+    assert errors == [] and len(replies) == 4
+    assert house_pipeline.generator(house_pipeline.resolve_adapter("house@v1")) is not first  # loaded again
+    assert first.generate(messages, max_new_tokens=8).text == replies[0]  # the evicted one still works
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -104,7 +130,7 @@ def _free_port() -> int:
 
 def test_activation_under_load_fails_no_request(house_pipeline) -> None:
     """Clients query a real server while versions flip v1 -> v2 -> v3 -> v1 -> v2: with two
-    generators kept in memory, the flips also evict generators that requests are still using."""
+    generators kept in memory, the flips also evict generators, some while requests use them."""
     port = _free_port()
     app = create_app(house_pipeline.settings, pipeline=house_pipeline)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -112,16 +138,22 @@ def test_activation_under_load_fails_no_request(house_pipeline) -> None:
     thread.start()
     base = f"http://127.0.0.1:{port}"
     stop = threading.Event()
+    results: list[tuple[float, int, str | None]] = []  # (sent, status, adapter), appended when answered
 
-    def fire() -> list[tuple[float, int, str | None]]:
-        seen = []
-        with httpx.Client(base_url=base, timeout=60) as http:
+    def fire() -> None:
+        with httpx.Client(base_url=base, timeout=120) as http:
             while not stop.is_set():
                 sent = time.monotonic()
                 response = http.post("/v1/query", json=QUESTION)
                 adapter = response.json().get("adapter") if response.status_code == 200 else response.text
-                seen.append((sent, response.status_code, adapter))
-        return seen
+                results.append((sent, response.status_code, adapter))
+
+    def answered_since(moment: float) -> None:
+        """Wait until a request sent after ``moment`` has been answered (no fixed sleeps)."""
+        deadline = time.monotonic() + 120
+        while not any(sent > moment for sent, _, _ in list(results)):
+            assert time.monotonic() < deadline, "no answer within 120 s"
+            time.sleep(0.02)
 
     try:
         deadline = time.monotonic() + 60
@@ -132,20 +164,21 @@ def test_activation_under_load_fails_no_request(house_pipeline) -> None:
         with ThreadPoolExecutor(3) as pool:
             futures = [pool.submit(fire) for _ in range(3)]
             with httpx.Client(base_url=base, timeout=60) as admin:
+                answered_since(0.0)
                 for version in ("v2", "v3", "v1", "v2"):
-                    time.sleep(0.3)
                     response = admin.post("/v1/adapters/house/activate", json={"version": version})
                     assert response.status_code == 200, response.text
                     switches.append((time.monotonic(), version))
-                time.sleep(0.5)
+                    answered_since(switches[-1][0])  # clients still in flight on the previous version
             stop.set()
-            results = [r for f in futures for r in f.result()]
+            for future in futures:
+                future.result()
     finally:
         stop.set()
         server.should_exit = True
         thread.join(timeout=10)
 
-    assert len(results) >= 8
+    assert len(results) >= 5
     assert [r for r in results if r[1] != 200] == []
     assert {adapter for _, _, adapter in results} == {"house@v1", "house@v2", "house@v3"}
     for sent, _, adapter in results:
