@@ -156,6 +156,20 @@ def test_adapter_names_in_the_path_cannot_traverse(client, home, path, status) -
     assert not (home / "adapters").exists()  # nothing was created or looked up outside a valid name
 
 
+@pytest.mark.parametrize("route", ["/v1/query", "/v1/chat/completions"])
+def test_no_request_loads_an_adapter_from_a_directory(client, tmp_path, route) -> None:
+    planted = tmp_path / "planted"  # an adapter directory outside the registry; tmp_path is the cwd
+    planted.mkdir()
+    (planted / "adapter_config.json").write_text("{}")
+    for ref in (str(planted), "planted", "./planted", "../" + tmp_path.name + "/planted"):
+        if route == "/v1/query":
+            response = client.post(route, json={"question": "How much did revenue grow?", "adapter": ref})
+        else:
+            response = client.post(route, json={"model": ref, "messages": [{"role": "user", "content": "revenue?"}]})
+        assert response.status_code in (404, 422), (ref, response.text)
+        assert response.json()["error"]["code"] in ("not_found", "invalid_request")
+
+
 @pytest.mark.parametrize("version", ["../v1", "v1/../../x", "1", "v0", "v1@", "v" + "9" * 7])
 def test_adapter_versions_must_be_vN(client, version) -> None:
     response = client.post("/v1/adapters/house/activate", json={"version": version})
