@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from ingest import Hit
 
 REFUSAL = "The documents do not cover this question, so I cannot answer it from them."
+# The style route's refusal: every sentence of the rewrite added a fact the text does not hold.
+REWRITE_REFUSAL = "I could not rewrite this text without changing its facts, so I have not rewritten it."
 
 # Best-passage cosine similarity below which a question counts as not covered, per embedder.
 # all-MiniLM-L6-v2 on the SEC 10-Q set: covered questions score 0.545-0.839, off-corpus ones

@@ -428,9 +428,11 @@ class Pipeline:
             kept, checks = check_rewrite(text, plan.supplied or "", drop=drop)
             grounded = all_supported(checks)
             if strict and not grounded:
-                return _refusal(plan.adapter, _unsupported_reason(checks, "the text you supplied"), plan.retrieve_ms, generate_ms, checks)
+                reason = _unsupported_reason(checks, "the text you supplied")
+                return _refusal(plan.adapter, reason, plan.retrieve_ms, generate_ms, checks, guidance.REWRITE_REFUSAL)
             if not kept.strip():
-                return _refusal(plan.adapter, "the rewrite added facts that are not in the text you supplied", plan.retrieve_ms, generate_ms, checks)
+                reason = "every sentence of the rewrite added facts that are not in the text you supplied"
+                return _refusal(plan.adapter, reason, plan.retrieve_ms, generate_ms, checks, guidance.REWRITE_REFUSAL)
             return Answer(kept, [], "style", grounded, plan.adapter, timings, plan.reason, checks)
         cited = cite(text, plan.hits, drop_unsupported=drop)
         if strict and not cited.grounded:
@@ -717,10 +719,15 @@ class _Plan:
 
 
 def _refusal(
-    adapter: str | None, reason: str, retrieve_ms: float = 0.0, generate_ms: float = 0.0, sentences: Sequence[SentenceCheck] = ()
+    adapter: str | None,
+    reason: str,
+    retrieve_ms: float = 0.0,
+    generate_ms: float = 0.0,
+    sentences: Sequence[SentenceCheck] = (),
+    text: str = guidance.REFUSAL,
 ) -> Answer:
     timings = {"retrieve_ms": round(retrieve_ms, 1), "generate_ms": round(generate_ms, 1)}
-    return Answer(guidance.REFUSAL, [], "refuse", True, adapter, timings, reason, list(sentences))
+    return Answer(text, [], "refuse", True, adapter, timings, reason, list(sentences))
 
 
 def _with_usage(answer: Answer, result: tune.GenerationResult) -> Answer:

@@ -8,6 +8,7 @@ import pytest
 
 from hybrid import REFUSAL, BadRequestError
 from hybrid.grounding import Evidence, check_rewrite, numbers_in, score
+from hybrid.guidance import REWRITE_REFUSAL
 from tests.hybrid.test_pipeline import ScriptedGenerator
 
 QUESTION = "Why did the engine lose power?"
@@ -88,6 +89,15 @@ def test_style_route_under_strict_refuses_an_invented_fact(pipeline, monkeypatch
     scripted(pipeline, monkeypatch, "The engine quit at 3 pm because the tank ran dry.")
     answer = pipeline.ask(f"Rewrite this in our house style: {SUPPLIED}.", strict=True)
     assert answer.route == "refuse" and "supplied" in answer.reason
+    assert answer.answer == REWRITE_REFUSAL
+
+
+def test_a_rewrite_that_only_adds_facts_is_refused_as_a_rewrite(pipeline, monkeypatch) -> None:
+    # SmolLM2-135M, asked to summarise "Revenue grew 12 percent to 81 billion dollars ...", wrote "$93 billion".
+    scripted(pipeline, monkeypatch, "The engine quit at 3 pm because the tank ran dry.")
+    answer = pipeline.ask(f"Rewrite this in our house style: {SUPPLIED}.")
+    assert answer.route == "refuse" and answer.answer == REWRITE_REFUSAL
+    assert answer.reason.startswith("every sentence of the rewrite added facts")
 
 
 def test_a_refusal_says_why(pipeline) -> None:
