@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Path as PathParam, Request
 from fastapi.responses import JSONResponse
@@ -85,6 +85,30 @@ class ActivateResponse(BaseModel):
     previous: str | None
 
 
+class JobError(BaseModel):
+    code: str
+    status: int = Field(description="The HTTP status the failure stands for (409: the index was busy).")
+    message: str
+
+
+class JobOut(BaseModel):
+    job: str
+    kind: Literal["ingest"]
+    status: Literal["queued", "running", "done", "failed"]
+    document: dict[str, Any] | None = Field(None, description="The upload: name, sha256, bytes, uploaded.")
+    progress: dict[str, Any] = Field(description="The ingest's counts so far (files_done, pages_done, ...).")
+    created: str
+    started: str | None
+    finished: str | None
+    result: dict[str, Any] | None = Field(None, description="When done: the JSON of `hybrid ingest --json`, and source.")
+    error: JobError | None = Field(None, description="When failed.")
+
+
+class JobAccepted(BaseModel):
+    job: str
+    status: Literal["queued"]
+
+
 def _jobs(request: Request) -> JobQueue:
     return request.app.state.jobs
 
@@ -133,7 +157,12 @@ UPLOAD_BODY = {
 
 
 @router.post(
-    "/documents", status_code=202, responses=ERRORS, dependencies=[Depends(require_admin_key)], openapi_extra=UPLOAD_BODY
+    "/documents",
+    status_code=202,
+    response_model=JobAccepted,
+    responses=ERRORS,
+    dependencies=[Depends(require_admin_key)],
+    openapi_extra=UPLOAD_BODY,
 )
 async def upload_document(request: Request, pipeline: PipelineDep) -> JSONResponse:
     """Upload one PDF (multipart field ``file``); 202 with the job that ingests it."""
@@ -153,7 +182,13 @@ async def upload_document(request: Request, pipeline: PipelineDep) -> JSONRespon
     return JSONResponse({"job": job.id, "status": job.status}, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
 
-@router.get("/jobs/{job_id}", responses=ERRORS, dependencies=[Depends(require_admin_key)])
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    response_model_exclude_unset=True,
+    responses=ERRORS,
+    dependencies=[Depends(require_admin_key)],
+)
 def get_job(job_id: str, request: Request) -> dict:
     """A job's status (queued, running, done, failed), its progress, and its result or error."""
     found = _jobs(request).get(job_id) if re.match(JOB_ID_RE, job_id) else None
