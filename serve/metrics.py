@@ -13,9 +13,9 @@ What is measured, per request (by ``MetricsMiddleware``, around everything else)
   number of series.
 - ``hybrid_generated_tokens_total{route}`` and ``hybrid_generation_tokens_per_second{route}``,
   read from the response where it says: ``usage.completion_tokens`` (OpenAI routes),
-  ``timings.completion_tokens`` (when the query route reports it) or, in a stream, the number
-  of token events. The rate divides by ``timings.generate_ms`` when given, else by the
-  request's duration.
+  ``timings.completion_tokens``, or, in a stream, the number of token events; a route can
+  also say it exactly with ``request.state.completion_tokens = n``, which wins. The rate
+  divides by ``timings.generate_ms`` when given, else by the request's duration.
 - ``hybrid_queue_wait_seconds``, and at scrape time the gate's ``hybrid_queue_depth``,
   ``hybrid_requests_in_flight`` and ``hybrid_rejected_total{reason}``.
 """
@@ -262,9 +262,11 @@ class MetricsMiddleware:
             if waited is not None:
                 self.registry.queue_wait.observe(waited)
             if inspect and status == 200 and body:
-                self._count_tokens(route, content_type, bytes(body), elapsed)
+                reported = (scope.get("state") or {}).get("completion_tokens")
+                self._count_tokens(route, content_type, bytes(body), elapsed, reported)
 
-    def _count_tokens(self, route: str, content_type: str, body: bytes, elapsed: float) -> None:
+    def _count_tokens(self, route: str, content_type: str, body: bytes, elapsed: float, reported: int | None) -> None:
+        """Count the reply's tokens: ``reported`` by the route, else what the reply says."""
         text = body.decode("utf-8", errors="replace")
         if content_type.startswith("text/event-stream"):
             events = [line[5:].strip() for line in text.splitlines() if line.startswith("data:")]
@@ -276,7 +278,8 @@ class MetricsMiddleware:
                 return
             tokens, seconds = tokens_from_json(parsed) if isinstance(parsed, dict) else (None, None)
         else:
-            return
+            tokens, seconds = None, None
+        tokens = reported if isinstance(reported, int) else tokens
         if not tokens:
             return
         self.registry.tokens.inc(tokens, route=route)

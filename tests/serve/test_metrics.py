@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -119,6 +119,22 @@ def test_tokens_are_counted_in_a_stream() -> None:
     with TestClient(app) as client:
         assert "[DONE]" in client.post("/v1/chat/completions").text
     assert registry.tokens.value(route="/v1/chat/completions") == 3
+
+
+def test_a_count_the_route_reports_wins() -> None:
+    app = FastAPI()
+
+    @app.post("/v1/query")
+    def answer(request: Request):
+        request.state.completion_tokens = 17  # what a route knows and its JSON does not say
+        return {"answer": "x", "timings": {"generate_ms": 1000.0}}
+
+    registry = Registry()
+    app.add_middleware(MetricsMiddleware, registry=registry, inspect_paths=frozenset({"/v1/query"}))
+    with TestClient(app) as client:
+        client.post("/v1/query")
+    assert registry.tokens.value(route="/v1/query") == 17
+    assert registry.token_rate.count(route="/v1/query") == 1
 
 
 def test_token_readers_prefer_reported_counts() -> None:
