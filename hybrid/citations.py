@@ -112,6 +112,7 @@ def cite(answer: str, hits: Sequence[Hit], *, drop_unsupported: bool = True) -> 
     previous_end = 0
     spans = sentence_spans(answer)
     enumerator, enumerator_gap = "", ""  # a list item's "2." stands apart from its sentence
+    seen: set[str] = set()
     for number, (a, b) in enumerate(spans, start=1):
         raw = answer[a:b]
         gap, previous_end = answer[previous_end:a], b  # keep line breaks: house styles use lists
@@ -135,10 +136,13 @@ def cite(answer: str, hits: Sequence[Hit], *, drop_unsupported: bool = True) -> 
                     valid = [best]
         support = max((score(sentence, evidence[i]) for i in valid), default=best_score(sentence, evidence))
         supported = bool(valid) or not claim
+        # A small model in a loop repeats a line ("Apple Inc. | Q1 2023 Form 10-Q | 7"): once is enough.
+        repeated = claim and sentence in seen
+        seen.add(sentence)
         # The generation stopped at its token limit mid-sentence: a fragment without a claim goes.
         cut = number == len(spans) and not claim and sentence[-1] not in _CLOSING
         supported = supported and not cut
-        kept = supported or (not drop_unsupported and not cut)
+        kept = (supported or (not drop_unsupported and not cut)) and not repeated
         rows.append((sentence, valid, support, supported, claim, kept))
         prefix, enumerator = enumerator, ""
         if not kept:

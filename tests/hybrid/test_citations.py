@@ -129,3 +129,26 @@ def test_a_fragment_cut_by_the_token_limit_is_left_out() -> None:
     assert not out.sentences[-1].kept
     out = cite("The pilot reported an engine failure [1].\n2. **Engine", HITS)
     assert out.text == "The pilot reported an engine failure [1]."
+
+
+def test_a_short_sentence_with_a_number_is_a_claim() -> None:
+    out = cite("The answer is: 45,384 [1].", HITS)
+    assert out.text == "" and out.sentences[0].claim and not out.sentences[0].supported
+
+
+def test_a_repeated_line_is_kept_once_and_source_headers_are_not_facts() -> None:
+    out = cite("The pilot reported an engine failure [1]. The pilot reported an engine failure [1].\nengine.pdf, page 3 [1].", HITS)
+    assert out.text == "The pilot reported an engine failure [1]."
+    assert [s.kept for s in out.sentences] == [True, False, False]
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        "The sources cited above provide detailed information about the engine failure.",
+        "The sources mentioned earlier provide evidence of an engine failure at the airport.",
+        "Based on the sources provided, the pilot reported an engine failure.",
+    ],
+)
+def test_more_talk_about_the_sources(meta) -> None:
+    assert not cite(meta, HITS).sentences[0].supported
