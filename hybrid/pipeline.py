@@ -24,12 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from hybrid import guidance, router
-from hybrid.citations import cite
+from hybrid.answering import Plan, finish, refusal, with_usage
 from hybrid.config import DEFAULT_ADAPTER_NAME, Settings
 from hybrid.context import ContextAugment, record_context
 from hybrid.errors import BadRequestError, ConflictError, HybridError, NotFoundError
-from hybrid.extractive import extract_answer
-from hybrid.grounding import SentenceCheck, all_supported, check_rewrite
 from hybrid.prompt import build_messages, build_style_messages, neutralise
 from hybrid.records import Answer
 
@@ -331,8 +329,8 @@ class Pipeline:
             return plan
         started = time.perf_counter()
         result = plan.generator.generate(plan.messages, max_new_tokens=self.settings.max_new_tokens)
-        answer = self._finish(plan, result.text, (time.perf_counter() - started) * 1000, strict)
-        return _with_usage(answer, result)
+        answer = finish(plan, result.text, (time.perf_counter() - started) * 1000, strict)
+        return with_usage(answer, result)
 
     def ask_stream(
         self,
@@ -365,21 +363,21 @@ class Pipeline:
         plan = self._plan(question, k, adapter, allow_path, sources, pages, unsupported)
         return self._stream(plan, strict)
 
-    def _stream(self, plan: _Plan | Answer, strict: bool) -> Iterator[tuple[str, Any]]:
+    def _stream(self, plan: Plan | Answer, strict: bool) -> Iterator[tuple[str, Any]]:
         if isinstance(plan, Answer):
             yield "answer", plan
             return
         started = time.perf_counter()
         if strict:
             result = plan.generator.generate(plan.messages, max_new_tokens=self.settings.max_new_tokens)
-            answer = self._finish(plan, result.text, (time.perf_counter() - started) * 1000, strict)
-            yield "answer", _with_usage(answer, result)
+            answer = finish(plan, result.text, (time.perf_counter() - started) * 1000, strict)
+            yield "answer", with_usage(answer, result)
             return
         pieces = []
         for piece in plan.generator.stream(plan.messages, max_new_tokens=self.settings.max_new_tokens):
             pieces.append(piece)
             yield "token", piece
-        yield "answer", self._finish(plan, "".join(pieces).strip(), (time.perf_counter() - started) * 1000, strict)
+        yield "answer", finish(plan, "".join(pieces).strip(), (time.perf_counter() - started) * 1000, strict)
 
     def _plan(
         self,
@@ -390,7 +388,7 @@ class Pipeline:
         sources: Sequence[str] | None,
         pages: tuple[int | None, int | None] | None,
         unsupported: str,
-    ) -> _Plan | Answer:
+    ) -> Plan | Answer:
         """Route and retrieve: a plan for the generation, or the refusal when there is nothing to say."""
         question = _checked_text(question, "question")
         if unsupported not in UNSUPPORTED_MODES:
@@ -404,54 +402,21 @@ class Pipeline:
         if decision.route == "style":
             logger.info("style: %s", decision.reason)
             messages = build_style_messages(question)
-            return _Plan(question, "style", decision.reason, self.generator(version), messages, [], decision.supplied, adapter_ref, 0.0, drop)
+            return Plan(question, "style", decision.reason, self.generator(version), messages, [], decision.supplied, adapter_ref, 0.0, drop)
         started = time.perf_counter()
         hits = self.search(question, k=k, sources=sources, pages=pages)
         retrieve_ms = (time.perf_counter() - started) * 1000
         threshold = guidance.min_score_for(self.embedder.name, self.settings.min_score)
         missing = [name for name in guidance.names_in(question) if not self.index().mentions(name)]
-        refusal = guidance.decide(hits, threshold, missing)
-        logger.info("%s: %s", "answer" if refusal.answer else "refuse", refusal.reason)
-        if not refusal.answer:
-            return _refusal(adapter_ref, refusal.reason, retrieve_ms)
+        relevance = guidance.decide(hits, threshold, missing)
+        logger.info("%s: %s", "answer" if relevance.answer else "refuse", relevance.reason)
+        if not relevance.answer:
+            return refusal(adapter_ref, relevance.reason, retrieve_ms)
         # Retrieved text is data: sentences that address the assistant never reach the model,
         # the citations or the extractive fallback (hybrid.prompt.neutralise).
         relevant = [neutralise(h) for h in hits if h.score >= threshold]
         messages = build_messages(question, relevant)
-        return _Plan(question, "rag", refusal.reason, self.generator(version), messages, relevant, None, adapter_ref, retrieve_ms, drop)
-
-    def _finish(self, plan: _Plan, text: str, generate_ms: float, strict: bool) -> Answer:
-        """Ground the generated ``text``: cite and check it, drop or flag, or refuse."""
-        timings = {"retrieve_ms": round(plan.retrieve_ms, 1), "generate_ms": round(generate_ms, 1)}
-        drop = plan.drop and not strict
-        if plan.route == "style":
-            kept, checks = check_rewrite(text, plan.supplied or "", drop=drop)
-            grounded = all_supported(checks)
-            if strict and not grounded:
-                reason = _unsupported_reason(checks, "the text you supplied")
-                return _refusal(plan.adapter, reason, plan.retrieve_ms, generate_ms, checks, guidance.REWRITE_REFUSAL)
-            if not kept.strip():
-                reason = "every sentence of the rewrite added facts that are not in the text you supplied"
-                return _refusal(plan.adapter, reason, plan.retrieve_ms, generate_ms, checks, guidance.REWRITE_REFUSAL)
-            return Answer(kept, [], "style", grounded, plan.adapter, timings, plan.reason, checks)
-        cited = cite(text, plan.hits, drop_unsupported=drop)
-        if strict and not cited.grounded:
-            reason = _unsupported_reason(cited.sentences, "the passages they cite") if cited.sentences else "strict: the model generated no answer"
-            return _refusal(plan.adapter, reason, plan.retrieve_ms, generate_ms, cited.sentences)
-        reason = plan.reason
-        if not cited.supported_sentences:
-            # No claim supported (a small model talking about the sources, not from them, or
-            # obeying text planted in one): quote the passages instead, or refuse.
-            generated = [dataclasses.replace(s, kept=False) for s in cited.sentences]
-            extracted = extract_answer(plan.question, plan.hits)
-            if extracted is None:
-                return _refusal(
-                    plan.adapter, "no sentence of the generated answer is supported by the passages", plan.retrieve_ms, generate_ms, generated
-                )
-            cited = cite(extracted, plan.hits)
-            cited.sentences[:0] = generated
-            reason = f"{reason}; no generated sentence was supported, so the answer quotes the passages"
-        return Answer(cited.text, cited.citations, "rag", cited.grounded, plan.adapter, timings, reason, cited.sentences)
+        return Plan(question, "rag", relevance.reason, self.generator(version), messages, relevant, None, adapter_ref, retrieve_ms, drop)
 
     def check(
         self,
@@ -700,47 +665,6 @@ class Pipeline:
         with leaf_errors():
             base_dir = self.base_model_dir(tune.recorded_base_model(version), progress) if merged else None
             return tune.export_adapter(version, out, base_model_dir=base_dir, merged=merged, force=force, progress=progress)
-
-
-@dataclasses.dataclass
-class _Plan:
-    """What ``ask`` will generate from: the route, the model, its messages and the evidence."""
-
-    question: str
-    route: str  # "rag" or "style"
-    reason: str
-    generator: tune.Generator
-    messages: list[dict[str, str]]
-    hits: list[ingest.Hit]  # the passages shown to the model (rag)
-    supplied: str | None  # the text to rewrite (style)
-    adapter: str | None
-    retrieve_ms: float
-    drop: bool
-
-
-def _refusal(
-    adapter: str | None,
-    reason: str,
-    retrieve_ms: float = 0.0,
-    generate_ms: float = 0.0,
-    sentences: Sequence[SentenceCheck] = (),
-    text: str = guidance.REFUSAL,
-) -> Answer:
-    timings = {"retrieve_ms": round(retrieve_ms, 1), "generate_ms": round(generate_ms, 1)}
-    return Answer(text, [], "refuse", True, adapter, timings, reason, list(sentences))
-
-
-def _with_usage(answer: Answer, result: tune.GenerationResult) -> Answer:
-    """``answer`` with the generator's token counts (a streamed reply has none to report)."""
-    return dataclasses.replace(answer, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens)
-
-
-def _unsupported_reason(checks: Sequence[SentenceCheck], against: str) -> str:
-    bad = [c for c in checks if not c.supported]
-    if not bad:
-        return "strict: the answer cites no passage"
-    first = " ".join(bad[0].text.split())[:120]
-    return f"strict: {len(bad)} of {len(checks)} sentences are not supported by {against} (first: \"{first}\")"
 
 
 def _adapter_base(adapter: tune.AdapterVersion) -> str | None:
