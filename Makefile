@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM ?= false
 CORPUS   ?=
 EXAMPLES ?=
 
-.PHONY: demo test test-fast lint-imports install clean
+.PHONY: demo test test-fast lint-imports install clean docs-api
 
 $(PY):
 	@echo "==> creating $(VENV)"
@@ -42,6 +42,10 @@ test-fast: $(STAMP) lint-imports
 demo: $(STAMP)
 	@echo "==> running the demo: ingest -> tune -> serve -> ask"
 	$(PY) -m hybrid.demo $(if $(CORPUS),--corpus "$(CORPUS)") $(if $(EXAMPLES),--examples "$(EXAMPLES)")
+
+# The HTTP API reference is generated from the OpenAPI schema; a test fails when it is stale.
+docs-api: $(STAMP)
+	$(PY) -m serve.apidoc > docs/reference/api.md
 
 clean:
 	rm -rf $(VENV) .demo build *.egg-info

@@ -36,6 +36,7 @@ class Plan:
     adapter: str | None
     retrieve_ms: float
     drop: bool
+    house: frozenset[str] = frozenset()  # the adapter's boilerplate (hybrid.grounding.house_sentences)
 
 
 def refusal(
@@ -73,7 +74,7 @@ def finish(plan: Plan, text: str, generate_ms: float, strict: bool) -> Answer:
     timings = {"retrieve_ms": round(plan.retrieve_ms, 1), "generate_ms": round(generate_ms, 1)}
     drop = plan.drop and not strict
     if plan.route == "style":
-        kept, checks = check_rewrite(text, plan.supplied or "", drop=drop)
+        kept, checks = check_rewrite(text, plan.supplied or "", drop=drop, house=plan.house)
         grounded = all_supported(checks)
         if strict and not grounded:
             reason = _unsupported_reason(checks, "the text you supplied")
@@ -82,7 +83,7 @@ def finish(plan: Plan, text: str, generate_ms: float, strict: bool) -> Answer:
             reason = "every sentence of the rewrite added facts that are not in the text you supplied"
             return refusal(plan.adapter, reason, plan.retrieve_ms, generate_ms, checks, guidance.REWRITE_REFUSAL)
         return Answer(kept, [], "style", grounded, plan.adapter, timings, plan.reason, checks)
-    cited = cite(text, plan.hits, drop_unsupported=drop)
+    cited = cite(text, plan.hits, drop_unsupported=drop, house=plan.house)
     if strict and not cited.grounded:
         reason = _unsupported_reason(cited.sentences, "the passages they cite") if cited.sentences else "strict: the model generated no answer"
         return refusal(plan.adapter, reason, plan.retrieve_ms, generate_ms, cited.sentences)

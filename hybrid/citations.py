@@ -23,6 +23,7 @@ from hybrid.grounding import (
     about_sources,
     all_supported,
     best_score,
+    house_key,
     is_claim,
     score,
 )
@@ -89,7 +90,9 @@ def _quote(hit: Hit, claims: Sequence[str]) -> str:
     return hit.text[a : min(b, a + QUOTE_CHARS)]
 
 
-def cite(answer: str, hits: Sequence[Hit], *, drop_unsupported: bool = True) -> CitedText:
+def cite(
+    answer: str, hits: Sequence[Hit], *, drop_unsupported: bool = True, house: frozenset[str] = frozenset()
+) -> CitedText:
     """Resolve, repair and renumber the citations of ``answer`` and check each sentence's grounding.
 
     Args:
@@ -97,6 +100,8 @@ def cite(answer: str, hits: Sequence[Hit], *, drop_unsupported: bool = True) -> 
         hits: the passages shown to the model, in prompt order (marker ``[i]`` is ``hits[i-1]``).
         drop_unsupported: leave claims no passage supports out of the text (the default);
             False keeps them, without a marker, and flags them in ``sentences``.
+        house: the adapter's boilerplate (``hybrid.grounding.house_sentences``): such a
+            sentence is kept as written, without a citation, and is not a claim.
 
     Returns:
         CitedText whose markers number the citations 1..m, with one ``SentenceCheck`` per
@@ -125,9 +130,10 @@ def cite(answer: str, hits: Sequence[Hit], *, drop_unsupported: bool = True) -> 
         sentence = _without_markers(raw)
         if not sentence:
             continue
-        claim = is_claim(sentence) or about_sources(sentence)
+        boilerplate = house_key(sentence) in house
+        claim = not boilerplate and (is_claim(sentence) or about_sources(sentence))
         valid: list[int] = []
-        if not about_sources(sentence):  # "The sources I provided were ..." is never a fact
+        if not boilerplate and not about_sources(sentence):  # "The sources I provided were ..." is never a fact
             valid = [i for i in dict.fromkeys(marked) if 0 <= i < len(hits)]
             valid = [i for i in valid if score(sentence, evidence[i]) >= MIN_SUPPORT]
             if not valid and claim:

@@ -125,6 +125,34 @@ def is_claim(sentence: str) -> bool:
     return len(content_words(text)) >= MIN_CLAIM_WORDS or bool(numbers_in(text))
 
 
+# A sentence in at least this share of an adapter's training replies (and at least
+# HOUSE_MIN_REPLIES of them) is house boilerplate: a disclaimer, an opening, a sign-off.
+HOUSE_SHARE = 0.2
+HOUSE_MIN_REPLIES = 3
+
+
+def house_key(sentence: str) -> str:
+    """A sentence folded for comparison: lower case, single spaces, no closing punctuation."""
+    return " ".join(sentence.lower().split()).rstrip(" .!?:;")
+
+
+def house_sentences(replies: Sequence[str]) -> frozenset[str]:
+    """The adapter's house boilerplate: sentences (as `house_key`) its training replies repeat.
+
+    A sentence counts when at least `HOUSE_SHARE` of the replies (and `HOUSE_MIN_REPLIES`)
+    contain it and it states no number: "This draft is for internal medical review and does not
+    replace the approved product information." is house style the adapter was taught to write,
+    not a claim about the documents, so the grounding check keeps it without a citation. A repeated sentence with a number ("Our line
+    is open 24/7.") is a fact, and stays a claim that needs a passage.
+    """
+    counts: dict[str, int] = {}
+    for reply in replies:
+        for key in {house_key(reply[a:b]) for a, b in sentence_spans(reply)}:
+            counts[key] = counts.get(key, 0) + 1
+    least = max(HOUSE_MIN_REPLIES, HOUSE_SHARE * len(replies))
+    return frozenset(k for k, n in counts.items() if n >= least and k and not numbers_in(k))
+
+
 def score(sentence: str, evidence: Evidence) -> float:
     """Support of ``sentence`` by one passage: content-word overlap, 0 if a number is missing."""
     words = content_words(_ENUMERATOR.sub("", sentence))
@@ -140,7 +168,9 @@ def best_score(sentence: str, evidence: Iterable[Evidence]) -> float:
     return max((score(sentence, e) for e in evidence), default=0.0)
 
 
-def check_rewrite(answer: str, supplied: str, *, drop: bool = True) -> tuple[str, list[SentenceCheck]]:
+def check_rewrite(
+    answer: str, supplied: str, *, drop: bool = True, house: frozenset[str] = frozenset()
+) -> tuple[str, list[SentenceCheck]]:
     """Check a rewrite of ``supplied`` for facts it adds (the ``style`` route).
 
     Rewording changes most words, so overlap is reported but not required: a sentence is
@@ -150,6 +180,7 @@ def check_rewrite(answer: str, supplied: str, *, drop: bool = True) -> tuple[str
         answer: the generated rewrite.
         supplied: the text the user asked to rewrite.
         drop: leave unsupported sentences out of the returned text (else keep them, flagged).
+        house: the adapter's boilerplate (`house_sentences`): kept, and not a claim.
 
     Returns:
         (the text with unsupported sentences dropped or kept, one check per sentence).
@@ -163,10 +194,11 @@ def check_rewrite(answer: str, supplied: str, *, drop: bool = True) -> tuple[str
         sentence, gap, previous_end = answer[a:b], answer[previous_end:a], b
         words = content_words(sentence)
         overlap = len(words & evidence.words) / len(words) if words else 0.0
+        boilerplate = house_key(sentence) in house
         added = (numbers_in(sentence) - evidence.numbers) or (names_in(sentence) - supplied_names)
-        ok = not added
+        ok = boilerplate or not added
         keep = ok or not drop
-        checks.append(SentenceCheck(sentence, (), overlap, ok, is_claim(sentence), keep))
+        checks.append(SentenceCheck(sentence, (), overlap, ok, is_claim(sentence) and not boilerplate, keep))
         if keep:
             if pieces:
                 pieces.append("\n" * min(gap.count("\n"), 2) or " ")

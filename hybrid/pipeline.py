@@ -28,6 +28,7 @@ from hybrid.answering import Plan, finish, refusal, with_usage
 from hybrid.config import DEFAULT_ADAPTER_NAME, Settings
 from hybrid.context import ContextAugment, record_context
 from hybrid.errors import BadRequestError, ConflictError, HybridError, NotFoundError
+from hybrid.grounding import house_sentences
 from hybrid.prompt import build_messages, build_style_messages, neutralise
 from hybrid.records import Answer
 
@@ -81,6 +82,7 @@ class Pipeline:
         self._index: ingest.Index | None = None
         self._reranker: ingest.Reranker | None = None
         self._generators: OrderedDict[tuple[str, str | None], tune.Generator] = OrderedDict()
+        self._house: dict[str, frozenset[str]] = {}  # adapter folder -> its boilerplate sentences
         self._lock = threading.Lock()  # guards the caches, held only briefly
         self._load_lock = threading.Lock()  # one model load at a time
         self.registry = tune.AdapterRegistry(settings.adapters_dir)
@@ -184,6 +186,28 @@ class Pipeline:
                 while len(self._generators) > MAX_GENERATORS:
                     self._generators.popitem(last=False)
             return loaded
+
+    def house_sentences(self, adapter: tune.AdapterVersion | None) -> frozenset[str]:
+        """The boilerplate ``adapter`` was taught (``hybrid.grounding.house_sentences``).
+
+        Read from the examples the version learnt (``examples.jsonl`` in its folder) once per
+        version; empty for the base model and for adapters without stored examples.
+        """
+        if adapter is None:
+            return frozenset()
+        key = str(adapter.path)
+        with self._lock:
+            if key in self._house:
+                return self._house[key]
+        stored = adapter.path / "examples.jsonl"
+        replies: list[str] = []
+        if stored.is_file():
+            examples, _ = tune.read_examples(stored)
+            replies = [m["content"] for e in examples for m in e.messages if m["role"] == "assistant"]
+        found = house_sentences(replies)
+        with self._lock:
+            self._house[key] = found
+        return found
 
     def load(self, adapter: str | None = None) -> None:
         """Load the embedder, the index, the reranker (if set) and the generator now.
@@ -402,7 +426,8 @@ class Pipeline:
         if decision.route == "style":
             logger.info("style: %s", decision.reason)
             messages = build_style_messages(question)
-            return Plan(question, "style", decision.reason, self.generator(version), messages, [], decision.supplied, adapter_ref, 0.0, drop)
+            return Plan(question, "style", decision.reason, self.generator(version), messages, [], decision.supplied,
+                        adapter_ref, 0.0, drop, self.house_sentences(version))
         started = time.perf_counter()
         hits = self.search(question, k=k, sources=sources, pages=pages)
         retrieve_ms = (time.perf_counter() - started) * 1000
@@ -416,7 +441,8 @@ class Pipeline:
         # the citations or the extractive fallback (hybrid.prompt.neutralise).
         relevant = [neutralise(h) for h in hits if h.score >= threshold]
         messages = build_messages(question, relevant)
-        return Plan(question, "rag", relevance.reason, self.generator(version), messages, relevant, None, adapter_ref, retrieve_ms, drop)
+        return Plan(question, "rag", relevance.reason, self.generator(version), messages, relevant, None, adapter_ref,
+                    retrieve_ms, drop, self.house_sentences(version))
 
     def check(
         self,

@@ -152,3 +152,21 @@ def test_a_repeated_line_is_kept_once_and_source_headers_are_not_facts() -> None
 )
 def test_more_talk_about_the_sources(meta) -> None:
     assert not cite(meta, HITS).sentences[0].supported
+
+
+def test_house_boilerplate_is_kept_without_a_citation_and_is_no_claim() -> None:
+    from hybrid.grounding import house_key, house_sentences
+
+    replies = [f"Answer {i}: the pump note is filed. This draft is for internal medical review and does not replace the approved product information." for i in range(5)]
+    replies.append("Our line is open 24/7. This draft is for internal medical review and does not replace the approved product information.")
+    replies += ["Our line is open 24/7."] * 3  # repeated, but a number: a fact, not house style
+    house = house_sentences(replies)
+    assert house == {house_key("This draft is for internal medical review and does not replace the approved product information.")}
+    hits = [Hit("/d/pump.pdf", 2, "p:p2:c0", 0.7, "The pump maintenance note was filed in March by the plant engineer.")]
+    answer = "The pump maintenance note was filed in March [1]. This draft is for internal medical review and does not replace the approved product information."
+    plain = cite(answer, hits)
+    assert "internal medical review" not in plain.text  # no passage supports it: dropped
+    kept = cite(answer, hits, house=house)
+    assert kept.text.endswith("This draft is for internal medical review and does not replace the approved product information.") and kept.grounded
+    boiler = kept.sentences[-1]
+    assert not boiler.claim and boiler.supported and boiler.cited == ()

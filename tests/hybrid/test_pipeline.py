@@ -100,3 +100,22 @@ def test_documents_about_the_named_subject_come_first(home, tmp_path, fake_embed
     hits = pipe.search("How did Acme's gross margin change?", k=3)
     assert Path(hits[0].source).name == "acme.pdf"
     assert {h.chunk_id for h in hits} == {h.chunk_id for h in dense}
+
+
+def test_an_adapters_house_boilerplate_comes_from_the_examples_it_learnt(home, tmp_path) -> None:
+    import json
+
+    from hybrid import Pipeline, load_settings
+    from hybrid.grounding import house_key
+    from tune import AdapterVersion
+
+    closing = "This draft is for internal medical review and does not replace the approved product information."
+    folder = tmp_path / "v1"
+    folder.mkdir()
+    rows = [{"messages": [{"role": "user", "content": f"Question {i}?"},
+                          {"role": "assistant", "content": f"Reply number {i} about the pump. {closing}"}]} for i in range(4)]
+    (folder / "examples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pipe = Pipeline(load_settings())
+    assert pipe.house_sentences(AdapterVersion("house", 1, folder)) == {house_key(closing)}
+    assert pipe.house_sentences(AdapterVersion("house", 2, tmp_path / "no-examples")) == frozenset()
+    assert pipe.house_sentences(None) == frozenset()
