@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
+from tune.decode import greedy_tokens
 from tune.encode import render
 from tune.models import load_model
 
@@ -25,12 +26,14 @@ class GenerationResult:
         prompt_tokens: tokens of the templated conversation fed to the model.
         completion_tokens: tokens generated, including the end-of-turn token when reached.
         seconds: wall time of the generation.
+        first_token_seconds: wall time to the first new token (the prefill); 0.0 when sampling.
     """
 
     text: str
     prompt_tokens: int
     completion_tokens: int
     seconds: float
+    first_token_seconds: float = 0.0
 
 
 class _Cancelled(StoppingCriteria):
@@ -82,6 +85,9 @@ class Generator:
     ) -> GenerationResult:
         """Reply to a conversation; greedy when ``temperature`` is 0, stops at the end-of-turn token.
 
+        Greedy replies come from `tune.decode.greedy_tokens` (a KV-cached loop without
+        `generate`'s per-token overhead; the same tokens); sampling goes through `generate`.
+
         Args:
             messages: ``{"role", "content"}`` dicts; the reply continues as the assistant.
             max_new_tokens: the longest reply, in tokens.
@@ -89,14 +95,21 @@ class Generator:
             repetition_penalty: >1 discourages the loops small models fall into.
         """
         inputs = self._inputs(messages)
+        prompt_tokens = int(inputs["input_ids"].shape[1])
         started = time.perf_counter()
-        with self._lock, torch.inference_mode():
-            output = self.model.generate(**inputs, **self._options(max_new_tokens, temperature, repetition_penalty))
+        if temperature == 0:
+            completion, first = [], 0.0
+            with self._lock, torch.inference_mode():
+                for token, seconds in self._greedy(inputs, max_new_tokens, repetition_penalty):
+                    completion.append(token)
+                    first = first or seconds
+        else:  # sampling keeps generate(), whose top-k/top-p defaults the model's config may set
+            with self._lock, torch.inference_mode():
+                output = self.model.generate(**inputs, **self._options(max_new_tokens, temperature, repetition_penalty))
+            completion, first = _up_to_stop(output[0, prompt_tokens:].tolist(), self._stop_ids), 0.0
         seconds = time.perf_counter() - started
-        new = output[0, inputs["input_ids"].shape[1] :].tolist()
-        completion = _up_to_stop(new, self._stop_ids)
         text = self.tokenizer.decode(completion, skip_special_tokens=True).strip()
-        return GenerationResult(text, int(inputs["input_ids"].shape[1]), len(completion), seconds)
+        return GenerationResult(text, prompt_tokens, len(completion), seconds, first)
 
     def stream(
         self,
@@ -110,6 +123,9 @@ class Generator:
 
         Closing the iterator early stops the generation at the next token.
         """
+        if temperature == 0:
+            yield from self._stream_greedy(messages, max_new_tokens, repetition_penalty)
+            return
         inputs = self._inputs(messages)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
         cancelled = threading.Event()
@@ -140,6 +156,35 @@ class Generator:
                 worker.join()
         if failure:
             raise failure[0]
+
+    def _greedy(
+        self, inputs: dict[str, torch.Tensor], max_new_tokens: int, repetition_penalty: float
+    ) -> Iterator[tuple[int, float]]:
+        return greedy_tokens(
+            self.model,
+            inputs["input_ids"],
+            max_new_tokens=max_new_tokens,
+            stop_ids=self._stop_ids,
+            repetition_penalty=repetition_penalty,
+        )
+
+    def _stream_greedy(self, messages: Sequence[dict], max_new_tokens: int, repetition_penalty: float) -> Iterator[str]:
+        # Decode the whole reply so far after each token and yield what it added, holding back
+        # a tail that ends in a partial UTF-8 character (U+FFFD) until the next token completes
+        # it; the pieces then join to exactly the text `generate` returns, before stripping.
+        inputs = self._inputs(messages)
+        tokens: list[int] = []
+        sent = ""
+        with self._lock, torch.inference_mode():
+            for token, _ in self._greedy(inputs, max_new_tokens, repetition_penalty):
+                tokens.append(token)
+                text = self.tokenizer.decode(tokens, skip_special_tokens=True).lstrip()
+                if text.endswith("\ufffd") or len(text) <= len(sent):
+                    continue
+                piece, sent = text[len(sent) :], text
+                yield piece
+        if tokens and len(text) > len(sent):  # a reply that ends mid-character
+            yield text[len(sent) :]
 
     def _inputs(self, messages: Sequence[dict]) -> dict[str, torch.Tensor]:
         text = render(self.tokenizer, messages, add_generation_prompt=True)
