@@ -291,7 +291,9 @@ def _child(argv: list[str]) -> dict:
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:1])} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    _log(json.dumps({key: value for key, value in result.items() if key != "replies"}))
+    return result
 
 
 def _compare(baseline: list[list[int]], ours: list[list[int]]) -> tuple[int, list[str]]:
@@ -352,10 +354,10 @@ def main() -> int:
                 _log(str(exc))
                 rss = {"error": str(exc).splitlines()[0]}
     load = max(load, os.getloadavg()[0])
+    golden = baseline["replies"]
     for row in rows:
         row["ratio"] = row["decode_tok_s"] / baseline["decode_tok_s"]
-        row["golden_same"], row["golden_diff"] = _compare(baseline["replies"], row["replies"])
-        del row["replies"]
+        row["golden_same"], row["golden_diff"] = _compare(golden, row.pop("replies"))
     if args.json:
         print(json.dumps({"load": load, "prompts": args.prompts, "tokens": args.tokens, "rows": rows, "server": rss}))
         return 0
