@@ -574,12 +574,6 @@ class Pipeline:
         given = {k: v for k, v in overrides.items() if v is not None}
         with leaf_errors():
             config = dataclasses.replace(self.settings.tune, **given)
-        # Set by the user: on the command line, or in hybrid.toml / HYBRID_TUNE (a value that
-        # differs from the built-in default; one equal to it cannot be told apart, and is the same).
-        stock = tune.TuneConfig()
-        given_names = set(given) | {
-            f.name for f in dataclasses.fields(stock) if getattr(self.settings.tune, f.name) != getattr(stock, f.name)
-        }
         source = augment = None
         if with_context is not None:
             index_dir = Path(with_context).expanduser().resolve()
@@ -608,7 +602,7 @@ class Pipeline:
                     output_column=output_column,
                     progress=progress,
                     augment=augment,
-                    given=given_names,
+                    given=set(given),  # with the settings that differ from the defaults (tune.tune)
                     from_ref=from_ref,
                     resume=resume,
                 )

@@ -48,7 +48,7 @@ QUERY_RESPONSES = {
 
 
 @v1.post("/query", response_model=QueryResponse, responses=QUERY_RESPONSES)
-def query(body: QueryRequest, pipeline: PipelineDep) -> Any:
+def query(body: QueryRequest, pipeline: PipelineDep, request: Request) -> Any:
     """A cited answer, a rewrite of text the request supplies, or a refusal when the documents
     do not cover the question.
 
@@ -69,7 +69,9 @@ def query(body: QueryRequest, pipeline: PipelineDep) -> Any:
     if body.stream:
         events = pipeline.ask_stream(body.question, **options)
         return StreamingResponse(_query_events(events), media_type="text/event-stream", headers=SSE_HEADERS)
-    return pipeline.ask(body.question, **options).to_dict()
+    answer = pipeline.ask(body.question, **options)
+    request.state.completion_tokens = answer.completion_tokens  # for /metrics (serve.metrics)
+    return answer.to_dict()
 
 
 # Proxies (nginx) buffer responses unless told not to; a buffered stream arrives all at once.

@@ -116,8 +116,8 @@ def tune(
         base_model_spec: the spec it was resolved from, recorded so the adapter can be loaded
             on the same base later.
         config: hyperparameters.
-        given: names of the ``config`` fields the user set; the others may be chosen from the
-            data size. None: the fields whose value differs from `TuneConfig`'s default.
+        given: names of the ``config`` fields the user set, on top of those whose value
+            differs from `TuneConfig`'s default; the others may be chosen from the data size.
         eval_path: held-out examples; their loss is measured before and after training.
         force: train even when the check finds problems, skipping the bad lines.
         input_column: the input field or CSV column; default: detected.
@@ -139,9 +139,10 @@ def tune(
     validate_name(name)
     distributed.setup()  # under torchrun: every process runs this function; rank 0 writes
     report_to = (progress if distributed.is_main() else None) or (lambda info: None)
-    if given is None:
-        stock = TuneConfig()
-        given = [f.name for f in dataclasses.fields(stock) if getattr(config, f.name) != getattr(stock, f.name)]
+    stock = TuneConfig()
+    # Set by the user: named in ``given`` (a flag equal to the default still counts), or any
+    # field whose value differs from the default (hybrid.toml, HYBRID_TUNE__*, Python).
+    given = set(given or ()) | {f.name for f in dataclasses.fields(stock) if getattr(config, f.name) != getattr(stock, f.name)}
     paths = [Path(example_paths)] if isinstance(example_paths, (str, Path)) else [Path(p) for p in example_paths]
     columns = {"input_column": input_column, "output_column": output_column}
     # The same check as `hybrid tune --check`, lengths measured with the base model's tokenizer.
@@ -286,7 +287,8 @@ def _replay_sample(
     the new reply is the house style now.
     """
     pool: list[Example] = []
-    chain = [parent] + [v for ref in reversed(_lineage(parent)) if (v := _resolve_quietly(registry, ref))]
+    # The parent, then its ancestors (the lineage ends with the parent itself).
+    chain = [parent] + [v for ref in reversed(_lineage(parent)[:-1]) if (v := _resolve_quietly(registry, ref))]
     missing = []
     for version in chain:
         stored = version.path / EXAMPLES_FILE

@@ -138,7 +138,7 @@ def train(
         "replayed": outcome.replayed,
         "held_out": outcome.held_out,
         "steps": result.steps,
-        "resumed_from": getattr(result, "resumed_from", None),
+        "resumed_from": result.resumed_from,
         "files": {"metrics": str(outcome.version.path / "metrics.json"), "loss_curve": str(outcome.version.path / "loss.png")},
     }
     if context := outcome.version.meta.get("context"):  # --with-context: what the pairing did
