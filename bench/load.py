@@ -191,6 +191,8 @@ def run(args: argparse.Namespace) -> dict:
         server = subprocess.Popen([str(HYBRID), "serve", "--port", str(port)], env=env, stdout=sink, stderr=sink)
     try:
         wait_ready(base, server, args.ready_timeout)  # SystemExit if it dies or stays loading
+        fast = wait_fast(base, args.ready_timeout)
+        log(f"fast decoding: {fast}")
         log(f"ready; {args.clients} clients for {args.seconds:g} s against /v1/{args.route}")
         results = Results()
         until = time.monotonic() + args.seconds
@@ -235,6 +237,17 @@ def run(args: argparse.Namespace) -> dict:
 
 def _percentiles(values: list[float]) -> dict[str, float | None]:
     return {f"p{q}": (round(v, 3) if (v := percentile(values, q)) is not None else None) for q in (50, 95, 99)}
+
+
+def wait_fast(base: str, timeout: float) -> str:
+    """Wait while the server builds its fast decoding path (HYBRID_FAST_DECODE=auto), so the
+    load test measures the server as it runs afterwards; returns the generators' states."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = list(httpx.get(f"{base}/healthz", timeout=10).json().get("fast_decode", {}).values())
+        if all(state != "building" for state in states) or time.monotonic() > deadline:
+            return ", ".join(states) or "no generator loaded"
+        time.sleep(2)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,14 +1,17 @@
 """Generation speed and server memory: `tune.Generator` against plain transformers + PEFT.
 
-    .venv/bin/python bench/serve.py [--prompts 20] [--tokens 64] [--dtypes float32 [bfloat16]]
+    .venv/bin/python bench/serve.py [--prompts 20] [--tokens 64] [--modes plain fast]
                                     [--adapter DIR] [--no-rss] [--json]
 
 Each side runs in a fresh process, one after the other, on the embedded SmolLM2-135M-Instruct:
 
 - baseline: the base model in float32 with the LoRA adapter left unmerged (PEFT's wrapper),
   `model.generate` greedy, repetition penalty 1.1, stopping at <|im_end|>;
-- ours, per dtype: `tune.Generator.load(base, adapter, dtype=...)` (adapter merged, greedy
-  decoding loop over a KV cache) with the same options.
+- ours, per mode: `tune.Generator.load(base, adapter)` (adapter merged) with the same options;
+  "plain" decodes with the float32 greedy loop over a KV cache (`tune.decode`), "fast" first
+  builds the speculative path (`Generator.start_fast`: an int8 draft compiled ahead of time,
+  checked by the float32 model, `tune.fastlm`) in an empty cache and reports how long the
+  build took.
 
 Both answer the same golden set of chat prompts (up to --tokens new tokens each). Printed:
 prefill seconds per prompt (time to the first new token), decode tokens/s (the tokens after
@@ -19,7 +22,9 @@ one: speed and equivalence do not depend on what the adapter learnt.
 
 Then, unless --no-rss, the resident memory of `hybrid serve` with the default models over a
 synthetic 10k-chunk index (random unit vectors under the default embedder's name; the vector
-values do not change memory), read from /proc after one answered query, against 1.5 GB.
+values do not change memory), with fast decoding on ("auto"): read from /proc once /healthz
+says the fast path is ready and one query has been answered, against 1.5 GB, with the peak
+(VmHWM, which includes the compilation) beside it.
 
 The machine is shared: `uptime`'s load is printed with the results, and only ratios within one
 run mean anything. Progress goes to stderr; stdout gets the table, or one JSON document.
@@ -130,42 +135,42 @@ def run_baseline(base: Path, adapter: Path, prompts: int, tokens: int) -> dict:
     return _summary("transformers+PEFT, unmerged, float32, generate", replies, prefill, decode_tokens, decode_seconds)
 
 
-def run_ours(base: Path, adapter: Path, prompts: int, tokens: int, dtype: str) -> dict:
+def run_ours(base: Path, adapter: Path, prompts: int, tokens: int, mode: str) -> dict:
     import torch
 
     from tune import Generator
 
-    generator = Generator.load(base, adapter, dtype=getattr(torch, dtype))
+    generator = Generator.load(base, adapter, dtype=torch.float32)
+    build = 0.0
+    if mode == "fast":
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="bench-fast-") as cache:
+            generator.start_fast(background=False, cache_dir=Path(cache))
+        build = time.perf_counter() - started
+        if generator.fast_status != "ready":
+            raise RuntimeError(f"fast decoding did not start: {generator.fast_status}")
     replies, prefill, decode_seconds, decode_tokens = [], [], 0.0, 0
     for messages in golden_messages(prompts):
         result = generator.generate(messages, max_new_tokens=tokens, repetition_penalty=REPETITION_PENALTY)
-        replies.append(_tokens_of(generator, result.text, result.completion_tokens, messages, tokens))
+        replies.append(_tokens_of(generator, result.completion_tokens, messages, tokens))
         prefill.append(result.first_token_seconds)
         decode_seconds += result.seconds - result.first_token_seconds
         decode_tokens += result.completion_tokens - 1
-    return _summary(f"tune.Generator, merged, {dtype}", replies, prefill, decode_tokens, decode_seconds)
+    name = {"plain": "tune.Generator, merged, float32 greedy loop", "fast": "tune.Generator, speculative (int8 draft)"}[mode]
+    summary = _summary(name, replies, prefill, decode_tokens, decode_seconds)
+    summary["build_s"] = build
+    return summary
 
 
-def _tokens_of(generator, text: str, count: int, messages: list[dict], tokens: int) -> list[int]:
-    # The token ids themselves, for the equivalence check: rerun the same greedy loop (the
+def _tokens_of(generator, count: int, messages: list[dict], tokens: int) -> list[int]:
+    # The token ids themselves, for the equivalence check: rerun the same decoding (the
     # public result carries only text) and keep what it yielded.
     import torch
 
-    from tune.decode import greedy_tokens
-
     inputs = generator._inputs(messages)
     with torch.inference_mode():
-        ids = [
-            token
-            for token, _ in greedy_tokens(
-                generator.model,
-                inputs["input_ids"],
-                max_new_tokens=tokens,
-                stop_ids=generator._stop_ids,
-                repetition_penalty=REPETITION_PENALTY,
-            )
-        ]
-    assert len(ids) == count, "the greedy loop is deterministic"
+        ids = [token for token, _ in generator._greedy(inputs, tokens, REPETITION_PENALTY)]
+    assert len(ids) == count, "greedy decoding is deterministic"
     return ids
 
 
@@ -185,7 +190,7 @@ def run_rss(work: Path) -> dict:
     index_dir = work / "index"
     _synthetic_index(index_dir, CHUNKS)
     port = _free_port()
-    env = dict(os.environ, HYBRID_MAX_NEW_TOKENS="32")
+    env = dict(os.environ, HYBRID_MAX_NEW_TOKENS="32", HYBRID_FAST_DECODE="auto")
     env.pop("HYBRID_API_KEY", None)
     server = subprocess.Popen(
         [str(Path(sys.executable).with_name("hybrid")), "serve", "--index", str(index_dir), "--port", str(port), "--json"],
@@ -198,6 +203,7 @@ def run_rss(work: Path) -> dict:
         ready = json.loads(server.stdout.readline() or "{}")
         if ready.get("status") != "ready":
             raise RuntimeError(f"hybrid serve did not start (exit {server.poll()})")
+        fast = _wait_fast(port)
         idle = _rss_mb(server.pid)
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/v1/query",
@@ -207,10 +213,28 @@ def run_rss(work: Path) -> dict:
         answered = _ask(request)
         status = Path(f"/proc/{server.pid}/status").read_text()
         peak = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]) / 1024
-        return {"idle_mb": idle, "rss_mb": _rss_mb(server.pid), "peak_mb": peak, "answered": answered}
+        anon, file = (_status_mb(server.pid, key) for key in ("RssAnon", "RssFile"))
+        return {"idle_mb": idle, "rss_mb": _rss_mb(server.pid), "peak_mb": peak, "answered": answered, "fast": fast,
+                "anon_mb": anon, "file_mb": file}
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def _wait_fast(port: int) -> str:
+    # The server builds the fast path in the background after start-up; wait for the outcome.
+    deadline = time.monotonic() + 900
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as response:
+                states = list(json.loads(response.read()).get("fast_decode", {}).values())
+        except (urllib.error.URLError, ConnectionError):
+            states = []
+        if states and all(state != "building" for state in states):
+            return ", ".join(states)
+        if time.monotonic() > deadline:
+            return "still building after 900 s"
+        time.sleep(2)
 
 
 def _ask(request: urllib.request.Request) -> bool:
@@ -254,8 +278,12 @@ def _synthetic_index(path: Path, count: int) -> None:
 
 
 def _rss_mb(pid: int) -> float:
+    return _status_mb(pid, "VmRSS")
+
+
+def _status_mb(pid: int, key: str) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) / 1024
+    return int(next(line for line in status.splitlines() if line.startswith(key + ":")).split()[1]) / 1024
 
 
 def _free_port() -> int:
@@ -315,7 +343,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prompts", type=int, default=20, help="golden prompts")
     parser.add_argument("--tokens", type=int, default=64, help="most new tokens per reply")
-    parser.add_argument("--dtypes", nargs="+", default=["float32"], help="our dtypes to measure")
+    parser.add_argument("--modes", nargs="+", default=["plain", "fast"], choices=["plain", "fast"],
+                        help="our decoding to measure: the plain greedy loop, the speculative fast path")
     parser.add_argument("--adapter", type=Path, help="a PEFT adapter directory [default: a random LoRA]")
     parser.add_argument("--no-rss", action="store_true", help="skip the server memory measurement")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
@@ -342,9 +371,9 @@ def main() -> int:
         _log(f"baseline: {args.prompts} prompts x up to {args.tokens} tokens (load {load:.1f})")
         baseline = _child(["baseline", *sizes])
         rows = [baseline]
-        for dtype in args.dtypes:
-            _log(f"ours, {dtype}")
-            rows.append(_child(["ours", *sizes, dtype]))
+        for mode in args.modes:
+            _log(f"ours, {mode}" + (" (building its draft first: about a minute without a cached package)" if mode == "fast" else ""))
+            rows.append(_child(["ours", *sizes, mode]))
         rss = None
         if not args.no_rss:
             _log(f"server memory over a {CHUNKS}-chunk index")
@@ -362,10 +391,11 @@ def main() -> int:
         print(json.dumps({"load": load, "prompts": args.prompts, "tokens": args.tokens, "rows": rows, "server": rss}))
         return 0
     print(f"{args.prompts} golden prompts, up to {args.tokens} new tokens each; load average up to {load:.1f}")
-    print(f"{'':52} {'prefill s':>9} {'decode tok/s':>12} {'ratio':>6} {'golden':>7}")
+    print(f"{'':52} {'prefill s':>9} {'decode tok/s':>12} {'ratio':>6} {'golden':>7} {'build s':>7}")
     for row in rows:
         golden = f"{row['golden_same']}/{args.prompts}"
-        print(f"{row['name']:52} {row['prefill_s']:9.3f} {row['decode_tok_s']:12.1f} {row['ratio']:5.2f}x {golden:>7}")
+        build = f"{row['build_s']:7.0f}" if row.get("build_s") else ""
+        print(f"{row['name']:52} {row['prefill_s']:9.3f} {row['decode_tok_s']:12.1f} {row['ratio']:5.2f}x {golden:>7} {build}")
         for line in row["golden_diff"]:
             print(f"    {line}")
     if rss is not None and "error" in rss:
@@ -374,7 +404,9 @@ def main() -> int:
         verdict = "under" if rss["peak_mb"] < RSS_LIMIT_MB else "OVER"
         print(
             f"hybrid serve, {CHUNKS} chunks: {rss['idle_mb']:.0f} MB idle, {rss['rss_mb']:.0f} MB after a query "
-            f"(peak {rss['peak_mb']:.0f} MB, {verdict} {RSS_LIMIT_MB} MB; query answered: {rss['answered']})"
+            f"(peak {rss['peak_mb']:.0f} MB, {verdict} {RSS_LIMIT_MB} MB; of it {rss['anon_mb']:.0f} MB anonymous, "
+            f"{rss['file_mb']:.0f} MB file pages; query answered: {rss['answered']}; "
+            f"fast decoding: {rss['fast']})"
         )
     return 0
 

@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.workdir).resolve()
     env = dict(os.environ, HYBRID_HOME=str(work / "home"), HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"))
     env.pop("HYBRID_CONFIG", None)
+    # Three questions are answered before the server's background build of fast decoding
+    # (one to two minutes on two cores) would finish, and would share the CPU with it.
+    env.setdefault("HYBRID_FAST_DECODE", "off")
     timings: dict[str, float] = {}
     work.mkdir(parents=True, exist_ok=True)
 

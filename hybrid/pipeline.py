@@ -86,6 +86,8 @@ class Pipeline:
         self._lock = threading.Lock()  # guards the caches, held only briefly
         self._load_lock = threading.Lock()  # one model load at a time
         self.registry = tune.AdapterRegistry(settings.adapters_dir)
+        # Set by the server: with fast_decode "auto", generators then build the fast path.
+        self.serving = False
 
     # -- models and index, loaded once ------------------------------------------------------
 
@@ -181,11 +183,20 @@ class Pipeline:
                     return self._generators[key]
             with leaf_errors():
                 loaded = tune.Generator.load(base_dir, adapter.path if adapter else None)
+            mode = self.settings.fast_decode
+            if mode == "on" or (mode == "auto" and self.serving):
+                loaded.start_fast(background=mode == "auto", cache_dir=self.settings.home / "cache" / "fast-decode")
             with self._lock:
                 self._generators[key] = loaded
                 while len(self._generators) > MAX_GENERATORS:
                     self._generators.popitem(last=False)
             return loaded
+
+    def fast_decode_status(self) -> dict[str, str]:
+        """``tune.Generator.fast_status`` of each loaded generator, keyed by adapter folder
+        (or "base")."""
+        with self._lock:
+            return {adapter or "base": getattr(generator, "fast_status", "off") for (_, adapter), generator in self._generators.items()}
 
     def house_sentences(self, adapter: tune.AdapterVersion | None) -> frozenset[str]:
         """The boilerplate ``adapter`` was taught (``hybrid.grounding.house_sentences``).
@@ -326,6 +337,7 @@ class Pipeline:
         pages: tuple[int | None, int | None] | None = None,
         strict: bool = False,
         unsupported: str = "drop",
+        max_new_tokens: int | None = None,
     ) -> Answer:
         """Answer ``question``: from retrieved passages with citations, or by rewriting text it supplies.
 
@@ -343,6 +355,7 @@ class Pipeline:
                 sentence (nothing is dropped, and no extractive fallback stands in).
             unsupported: ``drop`` (default) leaves unsupported sentences out of the answer;
                 ``flag`` keeps them, and ``grounded`` is then False. ``sentences`` lists both.
+            max_new_tokens: the longest reply, in tokens [default: the ``max_new_tokens`` setting].
 
         Raises:
             BadRequestError: an empty or too long question, a bad ``k`` or ``unsupported``.
@@ -352,7 +365,7 @@ class Pipeline:
         if isinstance(plan, Answer):
             return plan
         started = time.perf_counter()
-        result = plan.generator.generate(plan.messages, max_new_tokens=self.settings.max_new_tokens)
+        result = plan.generator.generate(plan.messages, max_new_tokens=max_new_tokens or self.settings.max_new_tokens)
         answer = finish(plan, result.text, (time.perf_counter() - started) * 1000, strict)
         return with_usage(answer, result)
 
@@ -367,6 +380,7 @@ class Pipeline:
         pages: tuple[int | None, int | None] | None = None,
         strict: bool = False,
         unsupported: str = "drop",
+        max_new_tokens: int | None = None,
     ) -> Iterator[tuple[str, Any]]:
         """``ask``, yielding the reply's text as it is generated, then the finished answer.
 
@@ -385,20 +399,20 @@ class Pipeline:
         Args: as for ``ask``.
         """
         plan = self._plan(question, k, adapter, allow_path, sources, pages, unsupported)
-        return self._stream(plan, strict)
+        return self._stream(plan, strict, max_new_tokens or self.settings.max_new_tokens)
 
-    def _stream(self, plan: Plan | Answer, strict: bool) -> Iterator[tuple[str, Any]]:
+    def _stream(self, plan: Plan | Answer, strict: bool, max_new_tokens: int) -> Iterator[tuple[str, Any]]:
         if isinstance(plan, Answer):
             yield "answer", plan
             return
         started = time.perf_counter()
         if strict:
-            result = plan.generator.generate(plan.messages, max_new_tokens=self.settings.max_new_tokens)
+            result = plan.generator.generate(plan.messages, max_new_tokens=max_new_tokens)
             answer = finish(plan, result.text, (time.perf_counter() - started) * 1000, strict)
             yield "answer", with_usage(answer, result)
             return
         pieces = []
-        for piece in plan.generator.stream(plan.messages, max_new_tokens=self.settings.max_new_tokens):
+        for piece in plan.generator.stream(plan.messages, max_new_tokens=max_new_tokens):
             pieces.append(piece)
             yield "token", piece
         yield "answer", finish(plan, "".join(pieces).strip(), (time.perf_counter() - started) * 1000, strict)

@@ -35,7 +35,11 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = app.dependency_overrides.get(get_settings, get_settings)()
-        app.state.pipeline = pipeline or Pipeline(resolved)
+        if pipeline is None:
+            app.state.pipeline = Pipeline(resolved)
+            app.state.pipeline.serving = True  # fast_decode "auto" builds the fast path here
+        else:
+            app.state.pipeline = pipeline
         app.state.gate = Gate.from_settings(resolved)
         # Loading takes seconds (embedder, index, generator): off the event loop.
         await run_in_threadpool(app.state.pipeline.load)

@@ -127,7 +127,8 @@ class ChatRequest(Filters):
     def ask_args(self, adapter: str) -> dict[str, Any]:
         """Keyword arguments of ``Pipeline.ask`` and ``Pipeline.ask_stream`` for this request."""
         return {"k": self.k, "adapter": adapter, "allow_path": False, "sources": self.sources,
-                "pages": self.pages, "strict": self.strict, "unsupported": self.unsupported}
+                "pages": self.pages, "strict": self.strict, "unsupported": self.unsupported,
+                "max_new_tokens": self.max_completion_tokens or self.max_tokens}
 
 
 @openai_router.get("/models", responses=ERRORS)

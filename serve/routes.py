@@ -25,9 +25,13 @@ ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 42
 
 @router.get("/healthz")
 def healthz(request: Request) -> JSONResponse:
-    """200 once the models and the index are loaded, 503 before."""
+    """200 once the models and the index are loaded, 503 before.
+
+    ``fast_decode`` tells, per loaded generator (base model, or base model + adapter folder),
+    whether greedy answers use the compiled speculative path yet (see `tune.Generator.start_fast`).
+    """
     if getattr(request.app.state, "ready", False):
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", "fast_decode": request.app.state.pipeline.fast_decode_status()})
     return JSONResponse({"status": "loading"}, status_code=503)
 
 

@@ -23,6 +23,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.pop("HYBRID_CONFIG", None)
 for _name in [n for n in os.environ if n.startswith("HYBRID_")]:
     del os.environ[_name]
+# Servers started by tests decode with the plain loop; tests/tune/test_fastlm.py covers the
+# fast path (its compilation would cost every served test minutes of CPU).
+os.environ["HYBRID_FAST_DECODE"] = "off"
 
 CORPUS = {
     "engine report.pdf": [

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -15,6 +18,9 @@ from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStr
 from tune.decode import greedy_tokens
 from tune.encode import render
 from tune.models import load_model
+
+logger = logging.getLogger(__name__)
+BUILD_TIMEOUT = 1800  # seconds for the fast path's draft build, far above the ~1 minute it takes
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,59 @@ class Generator:
         # generate() on one model from several threads interleaves its caches; serialise instead.
         self._lock = threading.Lock()
         self._stop_ids = _stop_token_ids(tokenizer)
+        self._fast: Any = None  # a compiled tune.fastlm.SpeculativeDecoder once `start_fast` is done
+        self.fast_status = "off"
+
+    def start_fast(self, *, background: bool, cache_dir: Path) -> None:
+        """Switch greedy replies to speculative decoding (`tune.fastlm`): the same tokens, faster.
+
+        The int8 draft is compiled ahead of time into a package under ``cache_dir``, once per
+        base model and adapter: about a minute on two cores, in a subprocess (so this process
+        never holds the compiler's ~2 GB); later starts only load it (~2 s). With
+        ``background`` the build and load happen in a daemon thread while replies keep using
+        the plain loop; the switch comes when it is done. ``fast_status`` says where it
+        stands: "off", "unsupported: ...", "building", "ready" or "failed: ...". A model the
+        compact decoder does not cover, or a build that fails (no C++ compiler), keeps the
+        plain loop.
+        """
+        from tune import fastlm
+
+        reason = fastlm.unsupported(self.model)
+        if reason is not None:
+            self.fast_status = f"unsupported: {reason}"
+            logger.info("fast decoding off: %s", reason)
+            return
+        if not fastlm.compiler_available():
+            self.fast_status = "unsupported: no C++ compiler (g++) to build the draft"
+            logger.info("fast decoding off: no C++ compiler")
+            return
+        self.fast_status = "building"
+        if background:
+            threading.Thread(target=self._build_fast, args=(Path(cache_dir),), name="tune-fast-decode", daemon=True).start()
+        else:
+            self._build_fast(Path(cache_dir))
+
+    def _build_fast(self, cache_dir: Path) -> None:
+        from tune import fastlm
+
+        started = time.perf_counter()
+        try:
+            package = cache_dir / fastlm.package_name(self.model_dir, self.adapter_dir)
+            if not package.is_file():
+                logger.info("building the fast decoding draft (about a minute): %s", package)
+                _build_package(self.model_dir, self.adapter_dir, package)
+            decoder = fastlm.SpeculativeDecoder(self.model, draft=fastlm.load_draft(package))
+            inputs = self._inputs([{"role": "user", "content": "Say hello to the team, in one short sentence."}])
+            list(decoder.tokens(inputs["input_ids"], max_new_tokens=2 * decoder.draft_tokens + 2, stop_ids=[]))
+        except Exception as exc:  # noqa: BLE001 - any build failure only costs speed
+            self.fast_status = f"failed: {type(exc).__name__}: {exc}"[:300]
+            logger.warning("fast decoding off, its build failed: %s", self.fast_status)
+            return
+        with self._lock:
+            self._fast = decoder
+        self.fast_status = "ready"
+        fastlm.release_free_memory()
+        logger.info("fast decoding ready after %.0f s", time.perf_counter() - started)
 
     @classmethod
     def load(
@@ -160,13 +219,27 @@ class Generator:
     def _greedy(
         self, inputs: dict[str, torch.Tensor], max_new_tokens: int, repetition_penalty: float
     ) -> Iterator[tuple[int, float]]:
-        return greedy_tokens(
-            self.model,
-            inputs["input_ids"],
-            max_new_tokens=max_new_tokens,
-            stop_ids=self._stop_ids,
-            repetition_penalty=repetition_penalty,
-        )
+        options = {"max_new_tokens": max_new_tokens, "stop_ids": self._stop_ids, "repetition_penalty": repetition_penalty}
+        fast = self._fast
+        if fast is None:
+            return greedy_tokens(self.model, inputs["input_ids"], **options)
+        return self._fast_tokens(fast, inputs["input_ids"], options)
+
+    def _fast_tokens(self, fast: Any, input_ids: torch.Tensor, options: dict[str, Any]) -> Iterator[tuple[int, float]]:
+        # A failure of the compiled path before the first token falls back to the plain loop
+        # (and turns the fast path off); after it, the reply cannot be restarted unseen.
+        produced = 0
+        try:
+            for item in fast.tokens(input_ids, **options):
+                produced += 1
+                yield item
+        except Exception as exc:
+            if produced:
+                raise
+            self._fast = None
+            self.fast_status = f"failed: {type(exc).__name__}: {exc}"[:300]
+            logger.warning("fast decoding off after a failure: %s", self.fast_status)
+            yield from greedy_tokens(self.model, input_ids, **options)
 
     def _stream_greedy(self, messages: Sequence[dict], max_new_tokens: int, repetition_penalty: float) -> Iterator[str]:
         # Decode the whole reply so far after each token and yield what it added, holding back
@@ -204,6 +277,15 @@ class Generator:
         else:  # unset sampling knobs a model's generation_config may carry, so greedy is greedy
             options.update(temperature=None, top_p=None, top_k=None)
         return options
+
+
+def _build_package(model_dir: Path, adapter_dir: Path | None, package: Path) -> None:
+    # In a subprocess: the compiler's memory is returned to the system when it exits.
+    command = [sys.executable, "-m", "tune.fastlm", str(model_dir), str(adapter_dir or "-"), str(package)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False)
+    if done.returncode != 0 or not package.is_file():
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise RuntimeError(f"the draft build exited with {done.returncode}: {' / '.join(tail)}")
 
 
 def _stop_token_ids(tokenizer: Any) -> list[int]:

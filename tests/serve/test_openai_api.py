@@ -89,6 +89,23 @@ def test_completion_answers_like_query_with_openai_fields(client, house) -> None
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
+def test_max_tokens_bounds_the_reply(client, pipeline, monkeypatch) -> None:
+    asked = []
+    generator = pipeline.generator(None)
+    real = generator.generate
+
+    def recording(messages, **options):
+        asked.append(options["max_new_tokens"])
+        return real(messages, **options)
+
+    monkeypatch.setattr(generator, "generate", recording)
+    body = client.post("/v1/chat/completions", json=chat("base", max_tokens=3)).json()
+    assert asked == [3] and 0 < body["usage"]["completion_tokens"] <= 3
+    client.post("/v1/chat/completions", json=chat("base", max_tokens=9, max_completion_tokens=4))
+    client.post("/v1/chat/completions", json=chat("base"))
+    assert asked[1:] == [4, pipeline.settings.max_new_tokens]  # the newer field wins; else the setting
+
+
 def test_model_picks_the_adapter(client, house) -> None:
     answers = {}
     for model in ("base", "house", "house@v1", "house@v2"):

@@ -1,0 +1,187 @@
+"""Speculative decoding (tune.fastlm) returns exactly the plain greedy loop's tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from tune import Generator
+from tune.decode import greedy_tokens
+from tune.fastlm import SpeculativeDecoder, compiler_available, unsupported
+
+
+def _model(*, kv_heads: int, tied: bool, seed: int = 3) -> LlamaForCausalLM:
+    # Grouped-query attention (kv_heads < heads) and tied embeddings, as in SmolLM2.
+    config = LlamaConfig(
+        vocab_size=97,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=256,
+        tie_word_embeddings=tied,
+        initializer_range=0.3,  # confident enough that greedy choices are not near-ties
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return LlamaForCausalLM(config).eval()
+
+
+def _plain(model, input_ids, **options) -> list[int]:
+    with torch.inference_mode():
+        return [token for token, _ in greedy_tokens(model, input_ids, **options)]
+
+
+def _fast(decoder, input_ids, **options) -> list[int]:
+    return [token for token, _ in decoder.tokens(input_ids, **options)]
+
+
+@pytest.mark.parametrize(("kv_heads", "tied"), [(1, True), (2, False), (4, True)])
+@pytest.mark.parametrize(("draft_tokens", "draft_dtype"), [(1, torch.bfloat16), (3, torch.int8), (6, torch.bfloat16)])
+def test_speculative_tokens_equal_the_plain_loop(kv_heads, tied, draft_tokens, draft_dtype) -> None:
+    model = _model(kv_heads=kv_heads, tied=tied)
+    decoder = SpeculativeDecoder(model, draft_tokens=draft_tokens, draft_dtype=draft_dtype)
+    generator = torch.Generator().manual_seed(draft_tokens)
+    for length, penalty, limit in [(5, 1.0, 40), (23, 1.3, 33), (1, 1.1, 7), (9, 1.1, 1)]:
+        input_ids = torch.randint(0, 97, (1, length), generator=generator)
+        options = {"max_new_tokens": limit, "stop_ids": [], "repetition_penalty": penalty}
+        expected = _plain(model, input_ids, **options)
+        assert _fast(decoder, input_ids, **options) == expected
+        assert len(expected) == limit
+    assert 0.5 < decoder.kept / decoder.proposed <= 1  # the draft mostly agrees: it is the same model
+
+
+def test_a_stop_token_ends_the_reply_where_the_plain_loop_ends_it() -> None:
+    model = _model(kv_heads=1, tied=True)
+    decoder = SpeculativeDecoder(model, draft_tokens=4)
+    input_ids = torch.tensor([[5, 17, 3, 44, 8]])
+    free = _plain(model, input_ids, max_new_tokens=30, stop_ids=[], repetition_penalty=1.0)
+    stop = free[11]  # a token the reply reaches, mid-way through a draft block
+    options = {"max_new_tokens": 30, "stop_ids": [stop], "repetition_penalty": 1.0}
+    expected = _plain(model, input_ids, **options)
+    assert expected[-1] == stop and len(expected) <= 12
+    assert _fast(decoder, input_ids, **options) == expected
+
+
+def test_the_check_corrects_a_draft_that_is_always_wrong() -> None:
+    # The float32 check decides every token: a draft proposing nonsense costs speed only.
+    model = _model(kv_heads=1, tied=True)
+    decoder = SpeculativeDecoder(model, draft_tokens=4)
+    draft = decoder._draft_step
+    proposals = []
+
+    def wrong(ids, *rest):
+        logits = draft(ids, *rest)
+        worst = logits.argmin(-1)
+        proposals.append(int(worst[-1]))
+        return torch.nn.functional.one_hot(worst, logits.shape[-1]).float()
+
+    decoder._draft_step = wrong
+    input_ids = torch.tensor([[9, 2, 71, 30]])
+    options = {"max_new_tokens": 25, "stop_ids": [], "repetition_penalty": 1.2}
+    assert _fast(decoder, input_ids, **options) == _plain(model, input_ids, **options)
+    assert proposals  # the draft really ran
+
+
+def test_a_reply_longer_than_a_package_accepts_uses_the_plain_loop(monkeypatch) -> None:
+    import tune.fastlm
+
+    model = _model(kv_heads=1, tied=True)
+    decoder = SpeculativeDecoder(model, draft_tokens=4)
+    monkeypatch.setattr(tune.fastlm, "_LONGEST", 20)
+    input_ids = torch.tensor([[9, 2, 71, 30, 4, 4, 8, 1]])
+    options = {"max_new_tokens": 15, "stop_ids": [], "repetition_penalty": 1.1}
+    assert _fast(decoder, input_ids, **options) == _plain(model, input_ids, **options)
+    assert decoder.proposed == 0  # the draft never ran
+
+
+def test_models_outside_the_llama_layout_are_declined() -> None:
+    model = _model(kv_heads=1, tied=True)
+    assert unsupported(model) is None
+    model.config.model_type = "gpt2"
+    assert "gpt2" in unsupported(model)
+    with pytest.raises(ValueError, match="no fast decoding"):
+        SpeculativeDecoder(model)
+    biased = _model(kv_heads=1, tied=True)
+    biased.config.attention_bias = True
+    assert "bias" in unsupported(biased)
+
+
+def test_generator_falls_back_to_the_plain_loop_when_the_fast_path_fails(tiny_model_dir) -> None:
+    generator = Generator.load(tiny_model_dir)
+    messages = [{"role": "user", "content": "Question 7: when will my refund arrive?"}]
+    expected = generator.generate(messages, max_new_tokens=12).text
+
+    class Broken:
+        def tokens(self, *args, **kwargs):
+            raise RuntimeError("compiled code went away")
+            yield  # a generator, like the real one
+
+    generator._fast, generator.fast_status = Broken(), "ready"
+    assert generator.generate(messages, max_new_tokens=12).text == expected
+    assert generator._fast is None and generator.fast_status.startswith("failed: RuntimeError")
+
+
+def test_fast_status_reports_an_unsupported_model(tiny_model_dir) -> None:
+    generator = Generator.load(tiny_model_dir)
+    generator.model.config.model_type = "gpt2"
+    generator.start_fast(background=False, cache_dir=Path("unused"))
+    assert generator.fast_status.startswith("unsupported:") and generator._fast is None
+
+
+def test_the_package_name_follows_the_model_and_adapter_files(tiny_model_dir, tmp_path) -> None:
+    from tune.fastlm import package_name
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_model.safetensors").write_bytes(b"v1")
+    first = package_name(tiny_model_dir, adapter)
+    assert first == package_name(tiny_model_dir, adapter) and first != package_name(tiny_model_dir, None)
+    (adapter / "adapter_model.safetensors").write_bytes(b"v2, retrained")
+    assert package_name(tiny_model_dir, adapter) != first
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not compiler_available(), reason="the draft build needs a C++ compiler")
+def test_the_built_draft_gives_the_plain_loops_replies_and_is_reused(trained, tiny_model_dir, tmp_path, monkeypatch) -> None:
+    # AOTInductor for real, in the subprocess the server uses: the int8 draft package.
+    _, adapter, _ = trained
+    generator = Generator.load(tiny_model_dir, adapter)
+    questions = ["Question 7: when will my refund arrive?", "Why was I charged twice? Tell me what happened."]
+    expected = [generator.generate([{"role": "user", "content": q}], max_new_tokens=30).text for q in questions]
+    generator.start_fast(background=False, cache_dir=tmp_path)
+    assert generator.fast_status == "ready", generator.fast_status
+    assert len(list(tmp_path.glob("draft-*.pt2"))) == 1
+    got = [generator.generate([{"role": "user", "content": q}], max_new_tokens=30).text for q in questions]
+    assert got == expected
+    # The draft really drafts: most proposals survive the check (a broken package would make
+    # every one of them wrong, and the replies would still be right, only slower).
+    assert generator._fast.kept > 0.5 * generator._fast.proposed > 0
+    streamed = "".join(generator.stream([{"role": "user", "content": questions[1]}], max_new_tokens=30))
+    assert streamed.strip() == expected[1]
+
+    # A second process start finds the package: no build.
+    import tune.generate
+
+    monkeypatch.setattr(tune.generate, "_build_package", lambda *args: pytest.fail("the package was rebuilt"))
+    again = Generator.load(tiny_model_dir, adapter)
+    again.start_fast(background=False, cache_dir=tmp_path)
+    assert again.fast_status == "ready"
+    assert again.generate([{"role": "user", "content": questions[0]}], max_new_tokens=30).text == expected[0]
+
+
+def test_a_failed_build_keeps_the_plain_loop(tiny_model_dir, tmp_path, monkeypatch) -> None:
+    import tune.generate
+
+    def broken(*args):
+        raise RuntimeError("the draft build exited with 1: no space left")
+
+    monkeypatch.setattr(tune.generate, "_build_package", broken)
+    generator = Generator.load(tiny_model_dir)
+    generator.start_fast(background=False, cache_dir=tmp_path)
+    assert generator.fast_status.startswith("failed: RuntimeError: the draft build exited with 1")
+    assert generator._fast is None and generator.generate([{"role": "user", "content": "Hi"}], max_new_tokens=5).text is not None
