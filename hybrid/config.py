@@ -63,9 +63,10 @@ class Settings(BaseSettings):
     max_new_tokens: int = Field(200, ge=1, le=2048, description="Longest generated answer, in tokens.")
     fast_decode: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="Speculative decoding of greedy answers (tune.fastlm: a compiled bfloat16 draft checked by the "
-        "float32 model, the same tokens ~2x faster): 'auto' = in `hybrid serve`, built in the background after "
-        "start-up; 'on' = everywhere, built before the first answer (~2 min the first time); 'off' = never.",
+        description="Speculative decoding of greedy answers (tune.fastlm: an int8 draft compiled ahead of time, checked "
+        "by the float32 model; the same tokens, ~2x faster): 'auto' = in `hybrid serve`, built in the background "
+        "after start-up; 'on' = everywhere, built before the first answer (about a minute the first time); "
+        "'off' = never.",
     )
     allow_download: bool = Field(False, description="Let model loading reach a model hub.")
     api_key: SecretStr | None = Field(None, description="Bearer key for /v1 routes.")

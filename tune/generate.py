@@ -68,7 +68,7 @@ class Generator:
         # generate() on one model from several threads interleaves its caches; serialise instead.
         self._lock = threading.Lock()
         self._stop_ids = _stop_token_ids(tokenizer)
-        self._fast: Any = None  # a compiled tune.fastlm.SpeculativeDecoder once `start_fast` is done
+        self._fast: Any = None  # a tune.fastlm.SpeculativeDecoder once `start_fast` is done
         self.fast_status = "off"
 
     def start_fast(self, *, background: bool, cache_dir: Path) -> None:
@@ -106,10 +106,19 @@ class Generator:
         started = time.perf_counter()
         try:
             package = cache_dir / fastlm.package_name(self.model_dir, self.adapter_dir)
-            if not package.is_file():
+            built = not package.is_file()
+            if built:
                 logger.info("building the fast decoding draft (about a minute): %s", package)
                 _build_package(self.model_dir, self.adapter_dir, package)
-            decoder = fastlm.SpeculativeDecoder(self.model, draft=fastlm.load_draft(package))
+            try:
+                draft = fastlm.load_draft(package)
+            except Exception:  # a damaged package from an earlier run: build it again, once
+                if built:
+                    raise
+                package.unlink(missing_ok=True)
+                _build_package(self.model_dir, self.adapter_dir, package)
+                draft = fastlm.load_draft(package)
+            decoder = fastlm.SpeculativeDecoder(self.model, draft=draft)
             inputs = self._inputs([{"role": "user", "content": "Say hello to the team, in one short sentence."}])
             list(decoder.tokens(inputs["input_ids"], max_new_tokens=2 * decoder.draft_tokens + 2, stop_ids=[]))
         except Exception as exc:  # noqa: BLE001 - any build failure only costs speed

@@ -185,3 +185,27 @@ def test_a_failed_build_keeps_the_plain_loop(tiny_model_dir, tmp_path, monkeypat
     generator.start_fast(background=False, cache_dir=tmp_path)
     assert generator.fast_status.startswith("failed: RuntimeError: the draft build exited with 1")
     assert generator._fast is None and generator.generate([{"role": "user", "content": "Hi"}], max_new_tokens=5).text is not None
+
+
+def test_a_damaged_package_is_built_again(tiny_model_dir, tmp_path, monkeypatch) -> None:
+    import tune.fastlm
+    import tune.generate
+
+    generator = Generator.load(tiny_model_dir)
+    package = tmp_path / tune.fastlm.package_name(generator.model_dir, None)
+    package.write_bytes(b"half a package")
+    builds = []
+
+    def build(model_dir, adapter_dir, path):
+        builds.append(path)
+        path.write_bytes(b"rebuilt")
+
+    def load(path):
+        if path.read_bytes() != b"rebuilt":
+            raise RuntimeError("not a zip archive")
+        return None  # SpeculativeDecoder then drafts eagerly
+
+    monkeypatch.setattr(tune.generate, "_build_package", build)
+    monkeypatch.setattr(tune.fastlm, "load_draft", load)
+    generator.start_fast(background=False, cache_dir=tmp_path)
+    assert generator.fast_status == "ready" and builds == [package]
