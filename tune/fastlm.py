@@ -421,7 +421,7 @@ def package_name(model_dir: Path, adapter_dir: Path | None) -> str:
 
 
 def release_free_memory() -> None:
-    """Hand memory that compilation freed back to the system (glibc keeps it otherwise)."""
+    """Hand memory freed while loading and warming up back to the system (glibc keeps it otherwise)."""
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
