@@ -2,7 +2,8 @@
 
 ``GET /v1/adapters`` needs the query key; activating a version, uploading a document and reading
 a job need the admin key (serve/auth.py). An upload is stored under ``HYBRID_HOME/uploads`` as
-``<sha256>.pdf`` (the client's file name is kept in ``<sha256>.json``, never used as a path) and
+``<sha256>/<name>.pdf``, where the name is the client's file name cut to its last part and to
+letters, digits and ``._-()+`` and spaces, so citations show it; metadata in ``<sha256>.json``) and
 ingested by the one background worker (serve/jobs.py); queries keep working meanwhile and see
 the document once the job is done.
 """
@@ -95,7 +96,7 @@ class JobOut(BaseModel):
     job: str
     kind: Literal["ingest"]
     status: Literal["queued", "running", "done", "failed"]
-    document: dict[str, Any] | None = Field(None, description="The upload: name, sha256, bytes, uploaded.")
+    document: dict[str, Any] | None = Field(None, description="The upload: name, sha256, bytes, uploaded, stored (its path under HYBRID_HOME/uploads).")
     progress: dict[str, Any] = Field(description="The ingest's counts so far (files_done, pages_done, ...).")
     created: str
     started: str | None
@@ -177,7 +178,7 @@ async def upload_document(request: Request, pipeline: PipelineDep) -> JSONRespon
         document = await run_in_threadpool(_store, upload, uploads)
     finally:
         await form.close()
-    path = uploads / f"{document['sha256']}.pdf"
+    path = uploads / document["stored"]
     job = _jobs(request).submit("ingest", lambda report: _ingest(pipeline, path, report), {"document": document})
     return JSONResponse({"job": job.id, "status": job.status}, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
@@ -202,7 +203,9 @@ def _version_of(version: Any) -> str | None:
 
 
 def _store(upload: UploadFile, uploads: Path) -> dict[str, Any]:
-    """Copy the upload to ``uploads/<sha256>.pdf`` (written aside, then renamed); its metadata beside it."""
+    """Copy the upload to ``uploads/<sha256>/<name>.pdf`` (written aside, then renamed); its
+    metadata beside the folder. The same content uploaded again keeps its first file, so it is
+    indexed once."""
     name = _display_name(upload.filename)
     uploads.mkdir(parents=True, exist_ok=True)
     _remove_stale_parts(uploads)
@@ -223,14 +226,26 @@ def _store(upload: UploadFile, uploads: Path) -> dict[str, Any]:
         if PDF_MAGIC not in head:
             raise UploadError(422, "not_a_pdf", f"{name} is not a PDF (no %PDF- header); upload a PDF")
         sha = digest.hexdigest()
-        os.replace(tmp, uploads / f"{sha}.pdf")
+        folder = uploads / sha
+        folder.mkdir(exist_ok=True)
+        earlier = sorted(folder.glob("*.pdf"))
+        stored = earlier[0] if earlier else folder / _file_name(name)
+        os.replace(tmp, stored)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    document = {"name": name, "sha256": sha, "bytes": size, "uploaded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    document = {"name": name, "sha256": sha, "bytes": size, "uploaded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "stored": f"{sha}/{stored.name}"}
     _write_json(uploads / f"{sha}.json", document)
     return document
+
+
+def _file_name(name: str) -> str:
+    """``name`` as a file name that cannot be a path: word characters, ``._-()+`` and spaces."""
+    cleaned = re.sub(r"[^\w.()+ -]", "_", name).strip(" .")
+    stem = cleaned[:-4] if cleaned.lower().endswith(".pdf") else cleaned
+    return f"{stem[:120].strip(' .') or 'upload'}.pdf"
 
 
 def _remove_stale_parts(uploads: Path) -> None:

@@ -48,9 +48,10 @@ def test_an_uploaded_pdf_is_ingested_and_then_found(client, home, new_pdf) -> No
     assert done["result"]["files_added"] == 1 and done["result"]["pages"] == 2
     assert done["progress"]["files_done"] == 1 and done["progress"]["pages_done"] == 2
     sha = hashlib.sha256(new_pdf).hexdigest()
-    stored = home / "uploads" / f"{sha}.pdf"
+    stored = home / "uploads" / sha / "lighthouse log.pdf"  # citations show the client's file name
     assert stored.read_bytes() == new_pdf and done["result"]["source"] == str(stored)
-    assert json.loads((home / "uploads" / f"{sha}.json").read_text())["name"] == "lighthouse log.pdf"
+    meta = json.loads((home / "uploads" / f"{sha}.json").read_text())
+    assert meta["name"] == "lighthouse log.pdf" and meta["stored"] == f"{sha}/lighthouse log.pdf"
     after = client.post("/v1/search", json={"query": "lighthouse keeper storms", "k": 1}).json()
     assert after["hits"][0]["source"] == str(stored) and "forty seven storms" in after["hits"][0]["text"]
 
@@ -59,7 +60,7 @@ def test_the_same_pdf_twice_is_stored_once_and_left_unchanged(client, home, new_
     assert _wait(client, _upload(client, new_pdf).json()["job"])["status"] == "done"
     again = _wait(client, _upload(client, new_pdf, name="copy.pdf").json()["job"])
     assert again["status"] == "done" and again["result"]["files_unchanged"] == 1 and again["result"]["files_added"] == 0
-    assert len(list((home / "uploads").glob("*.pdf"))) == 1
+    assert [p.name for p in (home / "uploads").rglob("*.pdf")] == ["lighthouse log.pdf"]  # the first name stays
 
 
 def test_queries_keep_working_while_a_job_runs(client, pipeline, new_pdf, monkeypatch) -> None:

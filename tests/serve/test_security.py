@@ -186,13 +186,15 @@ def test_an_upload_file_name_never_becomes_a_path(client, home, tmp_path) -> Non
     body = b"%PDF-1.4\n% a document\n"
     response = client.post("/v1/documents", files={"file": ("../../../escaped.pdf", body, "application/pdf")})
     assert response.status_code == 202
-    stored = sorted(p.name for p in (home / "uploads").iterdir())
     import hashlib
 
     sha = hashlib.sha256(body).hexdigest()
-    assert stored == [f"{sha}.json", f"{sha}.pdf"]
-    assert json.loads((home / "uploads" / f"{sha}.json").read_text())["name"] == "escaped.pdf"
-    assert not list(tmp_path.rglob("escaped.pdf")) and not list(home.parent.parent.rglob("escaped.pdf"))
+    uploads = home / "uploads"
+    assert sorted(p.name for p in uploads.iterdir()) == [sha, f"{sha}.json"]
+    assert [p.name for p in (uploads / sha).iterdir()] == ["escaped.pdf"]  # the last part only
+    assert json.loads((uploads / f"{sha}.json").read_text())["name"] == "escaped.pdf"
+    found = list(tmp_path.rglob("escaped.pdf")) + list(home.parent.parent.rglob("escaped.pdf"))
+    assert found and all(path.parent == uploads / sha for path in found)
 
 
 # -- hybrid serve refuses the network without keys --------------------------------------------
@@ -235,3 +237,14 @@ def test_serve_says_admin_routes_are_closed_without_an_admin_key(home, monkeypat
     result, started = _serve(monkeypatch, HYBRID_API_KEY=QUERY)
     assert result.exit_code == 0 and started == ["127.0.0.1"]
     assert "admin routes are closed" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "stored"),
+    [("..", "upload.pdf"), (".hidden.pdf", "hidden.pdf"), ("a:b*c?.PDF", "a_b_c_.pdf"), ("report", "report.pdf"),
+     ("Bericht Über 2024.pdf", "Bericht Über 2024.pdf"), ("\x00x.pdf", "_x.pdf")],
+)
+def test_stored_upload_names_are_plain_file_names(name, stored) -> None:
+    from serve.admin import _file_name
+
+    assert _file_name(name) == stored
