@@ -193,10 +193,18 @@ class Pipeline:
             return loaded
 
     def fast_decode_status(self) -> dict[str, str]:
-        """``tune.Generator.fast_status`` of each loaded generator, keyed by adapter folder
-        (or "base")."""
+        """``tune.Generator.fast_status`` of each loaded generator, keyed "base", NAME@vN for a
+        registry version, or the adapter folder given as a path."""
         with self._lock:
-            return {adapter or "base": getattr(generator, "fast_status", "off") for (_, adapter), generator in self._generators.items()}
+            loaded = list(self._generators.items())
+        states = {}
+        for (_, adapter), generator in loaded:
+            key = "base"
+            if adapter is not None:
+                folder = Path(adapter)
+                key = f"{folder.parent.name}@{folder.name}" if folder.parent.parent == self.settings.adapters_dir else adapter
+            states[key] = getattr(generator, "fast_status", "off")
+        return states
 
     def house_sentences(self, adapter: tune.AdapterVersion | None) -> frozenset[str]:
         """The boilerplate ``adapter`` was taught (``hybrid.grounding.house_sentences``).

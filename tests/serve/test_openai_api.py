@@ -305,3 +305,9 @@ def test_keys_guard_the_openai_routes(pipeline) -> None:
         wrong = client.get("/v1/models", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "unauthorized"
         assert client.get("/v1/models", headers={"Authorization": "Bearer q-key"}).status_code == 200
+
+
+def test_healthz_names_each_loaded_adapter_by_version(client, house) -> None:
+    client.post("/v1/chat/completions", json=chat("house"))
+    states = client.get("/healthz").json()["fast_decode"]
+    assert states["house@v1"] == "off"  # tests run with HYBRID_FAST_DECODE=off
