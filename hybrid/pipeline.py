@@ -372,8 +372,12 @@ class Pipeline:
         plan = self._plan(question, k, adapter, allow_path, sources, pages, unsupported)
         if isinstance(plan, Answer):
             return plan
+        return self._answer(plan, strict, max_new_tokens or self.settings.max_new_tokens)
+
+    def _answer(self, plan: Plan, strict: bool, max_new_tokens: int) -> Answer:
+        """Generate the whole reply for ``plan``, then check and cite it."""
         started = time.perf_counter()
-        result = plan.generator.generate(plan.messages, max_new_tokens=max_new_tokens or self.settings.max_new_tokens)
+        result = plan.generator.generate(plan.messages, max_new_tokens=max_new_tokens)
         answer = finish(plan, result.text, (time.perf_counter() - started) * 1000, strict)
         return with_usage(answer, result)
 
@@ -413,12 +417,10 @@ class Pipeline:
         if isinstance(plan, Answer):
             yield "answer", plan
             return
-        started = time.perf_counter()
         if strict:
-            result = plan.generator.generate(plan.messages, max_new_tokens=max_new_tokens)
-            answer = finish(plan, result.text, (time.perf_counter() - started) * 1000, strict)
-            yield "answer", with_usage(answer, result)
+            yield "answer", self._answer(plan, strict, max_new_tokens)
             return
+        started = time.perf_counter()
         pieces = []
         for piece in plan.generator.stream(plan.messages, max_new_tokens=max_new_tokens):
             pieces.append(piece)

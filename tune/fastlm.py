@@ -81,8 +81,10 @@ def unsupported(model: Any) -> str | None:
 
 
 class _Decoder(nn.Module):
-    """A Llama decoder over fused weights whose GEMMs run in ``dtype`` (norms, rotary,
-    attention and the residual stream stay float32); it reads and writes a caller's cache.
+    """A Llama decoder whose GEMMs run in ``dtype`` (norms, rotary, attention and the residual
+    stream stay float32); it reads and writes a caller's cache. In float32 it uses the model's
+    own weight tensors; in other dtypes it holds fused copies (q/k/v in one matrix, gate/up in
+    another).
 
     ``dtype`` torch.int8 stores each matrix as int8 with one bfloat16 scale per output row
     (symmetric, the row's largest magnitude maps to 127) and multiplies bfloat16 activations
@@ -103,8 +105,7 @@ class _Decoder(nn.Module):
             return nn.Parameter(tensor.detach().to(as_type).contiguous(), requires_grad=False)
 
         def matrices(name: str, tensors: Any) -> None:
-            # Buffers rather than parameters: freezing then discards them all the same, and an
-            # int8 parameter would trip its discarding (which marks parameters as needing grad).
+            # Buffers (export makes them the package's constants), in dtype or int8 + scales.
             for i, tensor in enumerate(tensors):
                 tensor = tensor.detach()
                 if dtype == torch.int8:

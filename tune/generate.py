@@ -119,6 +119,7 @@ class Generator:
                 _build_package(self.model_dir, self.adapter_dir, package)
                 draft = fastlm.load_draft(package)
             decoder = fastlm.SpeculativeDecoder(self.model, draft=draft)
+            # One short reply proves the package runs here before any user's reply depends on it.
             inputs = self._inputs([{"role": "user", "content": "Say hello to the team, in one short sentence."}])
             list(decoder.tokens(inputs["input_ids"], max_new_tokens=2 * decoder.draft_tokens + 2, stop_ids=[]))
         except Exception as exc:  # noqa: BLE001 - any build failure only costs speed

@@ -6,7 +6,6 @@ import contextlib
 import json
 import math
 import re
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from tune.config import TuneConfig
 from tune.data import Example
 from tune.encode import Encoded
 from tune.errors import AdapterNotFoundError, DataError
+from tune.fastlm import compiler_available
 from tune.models import load_model, resolve_dtype
 from tune.plot import write_loss_curve
 
@@ -377,7 +377,7 @@ def _compiles(setting: str, steps: int) -> bool:
     """Whether to compile: ``on``; or ``auto`` with enough steps to repay it and a C++ compiler."""
     if setting == "on":
         return True
-    return setting == "auto" and steps >= COMPILE_MIN_STEPS and any(shutil.which(cc) for cc in ("g++", "clang++"))
+    return setting == "auto" and steps >= COMPILE_MIN_STEPS and compiler_available()
 
 
 def compile_layers(model: Any) -> None:

@@ -182,9 +182,13 @@ def test_a_failed_build_keeps_the_plain_loop(tiny_model_dir, tmp_path, monkeypat
 
     monkeypatch.setattr(tune.generate, "_build_package", broken)
     generator = Generator.load(tiny_model_dir)
+    messages = [{"role": "user", "content": "Hi"}]
+    expected = generator.generate(messages, max_new_tokens=5)
     generator.start_fast(background=False, cache_dir=tmp_path)
     assert generator.fast_status.startswith("failed: RuntimeError: the draft build exited with 1")
-    assert generator._fast is None and generator.generate([{"role": "user", "content": "Hi"}], max_new_tokens=5).text is not None
+    assert generator._fast is None
+    again = generator.generate(messages, max_new_tokens=5)  # the plain loop still answers
+    assert (again.text, again.completion_tokens) == (expected.text, expected.completion_tokens)
 
 
 def test_a_damaged_package_is_built_again(tiny_model_dir, tmp_path, monkeypatch) -> None:

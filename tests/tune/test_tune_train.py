@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -174,10 +175,10 @@ def test_a_failed_loss_curve_is_a_warning_not_a_failed_run(tiny_model_dir, tmp_p
 def test_compilation_is_chosen_for_long_runs_only(monkeypatch) -> None:
     from tune import train
 
-    monkeypatch.setattr(train.shutil, "which", lambda name: "/usr/bin/g++")
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/g++")
     assert train._compiles("auto", train.COMPILE_MIN_STEPS) and not train._compiles("auto", train.COMPILE_MIN_STEPS - 1)
     assert train._compiles("on", 1) and not train._compiles("off", 10_000)
-    monkeypatch.setattr(train.shutil, "which", lambda name: None)  # no C++ compiler: stay eager
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # no C++ compiler: stay eager
     assert not train._compiles("auto", 10_000)
 
 
