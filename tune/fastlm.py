@@ -136,7 +136,13 @@ class _Decoder(nn.Module):
         matrices("down", (layer.mlp.down_proj.weight for layer in layers))
         matrices("lm_head", [model.lm_head.weight])
         self.final_norm = frozen(inner.norm.weight)
-        self.embed = frozen(inner.embed_tokens.weight)
+        # int8: the embedding table is int8 too (rows looked up and scaled), and a tied one is
+        # the lm_head's own int8 matrix; in float32 a table would be 113 MB for SmolLM2-135M.
+        self.tied = model.lm_head.weight.data_ptr() == inner.embed_tokens.weight.data_ptr()
+        if dtype == torch.int8 and not self.tied:
+            matrices("embed", [inner.embed_tokens.weight])
+        elif dtype != torch.int8:
+            self.embed = frozen(inner.embed_tokens.weight)
 
     def matrix(self, name: str, i: int) -> torch.Tensor:
         """Matrix ``name`` of layer ``i``: "qkv" (or "q", "k", "v"), "out", "gate_up" (or
@@ -147,6 +153,16 @@ class _Decoder(nn.Module):
         if self.dtype == torch.int8:
             return torch._weight_int8pack_mm(x.to(torch.bfloat16), self.matrix(name, i), getattr(self, f"{name}_scale_{i}")).float()
         return F.linear(x.to(self.dtype), self.matrix(name, i)).float()
+
+    def _embed(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.dtype != torch.int8:
+            return F.embedding(ids, self.embed)
+        name = "lm_head" if self.tied else "embed"
+        return self.matrix(name, 0)[ids].float() * getattr(self, f"{name}_scale_0")[ids].float()[:, None]
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """Every tensor the forward pass reads, by name (a compiled check takes them as inputs)."""
+        return {**dict(self.named_parameters()), **dict(self.named_buffers())}
 
     def _rms(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
@@ -171,7 +187,7 @@ class _Decoder(nn.Module):
         heads, kv_heads, head_dim = self.heads, self.kv_heads, self.head_dim
         group = heads // kv_heads
         visible = torch.arange(end, device=ids.device)[None, :] <= positions[:, None]  # [T, end]
-        x = F.embedding(ids, self.embed)
+        x = self._embed(ids)
         for i in range(self.layers):
             h = self._rms(x, self.norm1[i])
             if self.fused:
@@ -217,8 +233,10 @@ class SpeculativeDecoder:
 
     Args:
         model: the (merged) model in float32, eval mode; `unsupported` must return None.
-        draft: the compiled draft, as `load_draft` returns it; None runs the draft eagerly
+        draft: the compiled draft, as `load_package` returns it; None runs the draft eagerly
             (the same tokens, slower than the plain loop: tests use it).
+        check: the compiled check (`build_check`, for ``draft_tokens + 1`` positions), as
+            `load_package` returns it; None runs the check eagerly.
         draft_tokens: tokens the draft proposes per check.
         draft_dtype: for the eager draft: torch.int8 (as packages are built) or
             torch.bfloat16 (agrees more often, ~98% of tokens, but reads twice the bytes).
@@ -229,6 +247,7 @@ class SpeculativeDecoder:
         model: Any,
         *,
         draft: Any = None,
+        check: Any = None,
         draft_tokens: int = DRAFT_TOKENS,
         draft_dtype: torch.dtype = torch.int8,
     ) -> None:
@@ -238,10 +257,12 @@ class SpeculativeDecoder:
         self.model = model
         self.draft_tokens = draft_tokens
         self.vocab_size = model.config.vocab_size
-        # The check runs eagerly on the model's own float32 tensors: once per block of
-        # proposals, as GEMMs that compiling would barely speed up (48 against 54 ms for 5
-        # tokens on 2 cores) while costing memory.
+        # The check reads the model's own float32 tensors, eagerly or through a compiled check
+        # that takes them as inputs (52 against 63 ms for 9 positions on 2 cores).
         self._check_step = _Decoder(model, torch.float32).eval()
+        if check is not None:
+            weights = list(self._check_step.weights().values())
+            self._check_step = lambda *inputs: check(*inputs, weights)
         if draft is None:
             with torch.no_grad():
                 draft = _Decoder(model, draft_dtype).eval()
@@ -355,15 +376,42 @@ class SpeculativeDecoder:
         return step(torch.tensor(ids), positions, cos[positions], sin[positions], keys, values, span)
 
 
-class _Draft:
-    """A loaded draft package, called like the eager draft."""
+class _Package:
+    """A loaded AOTInductor package, called like the eager module it was built from."""
 
     def __init__(self, runner: Any) -> None:
         self.runner = runner
 
     def __call__(self, *inputs: Any) -> torch.Tensor:
         out = self.runner(*inputs)
-        return out[0] if isinstance(out, (list, tuple)) else out  # the logits, [1, vocab]
+        return out[0] if isinstance(out, (list, tuple)) else out  # the logits
+
+
+class _CheckGraph(nn.Module):
+    """The float32 check with its weights as inputs: exported so, the compiled check holds no
+    copy of them (the server passes the model's own tensors on every call), and one package
+    serves every adapter of a base model."""
+
+    def __init__(self, decoder: _Decoder) -> None:
+        super().__init__()
+        # Not a submodule: export would make the decoder's tensors the package's constants.
+        object.__setattr__(self, "_decoder", decoder)
+        self.names = list(decoder.weights())
+
+    def forward(
+        self,
+        ids: torch.Tensor,
+        positions: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        keys: list[torch.Tensor],
+        values: list[torch.Tensor],
+        span: torch.Tensor,
+        weights: list[torch.Tensor],
+    ) -> torch.Tensor:
+        """`_Decoder.forward`'s inputs, then its tensors in `_Decoder.weights` order."""
+        inputs = (ids, positions, cos, sin, keys, values, span)
+        return torch.func.functional_call(self._decoder, dict(zip(self.names, weights, strict=True)), inputs)
 
 
 def build_draft(model: Any, path: Path) -> Path:
@@ -372,44 +420,69 @@ def build_draft(model: Any, path: Path) -> Path:
     Takes about a minute on two cores and ~2 GB of memory; `Generator.start_fast` runs it in
     a subprocess (``python -m tune.fastlm``) so a server never holds the compiler's memory.
     """
-    from torch.export import Dim, export
+    with torch.no_grad():
+        draft = _Decoder(model, torch.int8).eval()
+        return _package(draft, _example(model, 1), (), path, _PACKAGE_OPTIONS)
 
+
+def build_check(model: Any, path: Path, count: int = DRAFT_TOKENS + 1) -> Path:
+    """Compile the float32 check of ``count`` positions (the fed token and the proposals) into
+    an AOTInductor package at ``path``: its weights are inputs, kept out of the package, so
+    matrix products stay ATen's on the model's own tensors and the compiler fuses the rest
+    (norms, rotary, attention). About 40 s on two cores; `load_package` loads it and
+    `SpeculativeDecoder` passes the weights."""
+    with torch.no_grad():
+        check = _CheckGraph(_Decoder(model, torch.float32).eval())
+        weights = [tensor.detach() for tensor in check._decoder.weights().values()]
+        return _package(check, (*_example(model, count), weights), ([None] * len(weights),), path, {})
+
+
+def _example(model: Any, count: int) -> tuple:
+    # Inputs of one decoder call at ``count`` positions after 10 cached ones, in a cache of 64.
     config = model.config
     layers, kv_heads = config.num_hidden_layers, config.num_key_value_heads
     head_dim = config.hidden_size // config.num_attention_heads
-    with torch.no_grad():
-        draft = _Decoder(model, torch.int8).eval()
-        capacity = 64
-        keys = [torch.zeros(kv_heads, capacity, head_dim) for _ in range(layers)]
-        values = [torch.zeros(kv_heads, capacity, head_dim) for _ in range(layers)]
-        example = (
-            torch.tensor([5]),
-            torch.tensor([10]),
-            torch.ones(1, head_dim),
-            torch.zeros(1, head_dim),
-            keys,
-            values,
-            torch.empty(11, dtype=torch.int8),
-        )
-        cache, span = Dim("capacity", min=4, max=_LONGEST), Dim("span", min=2, max=_LONGEST)
-        shapes = (None, None, None, None, [{1: cache}] * layers, [{1: cache}] * layers, {0: span})
-        program = export(draft, example, dynamic_shapes=shapes)
+    keys = [torch.zeros(kv_heads, 64, head_dim) for _ in range(layers)]
+    values = [torch.zeros(kv_heads, 64, head_dim) for _ in range(layers)]
+    positions = torch.arange(10, 10 + count)
+    return (positions - 5, positions, torch.ones(count, head_dim), torch.zeros(count, head_dim), keys, values,
+            torch.empty(10 + count, dtype=torch.int8))
+
+
+def _package(module: nn.Module, example: tuple, extra_shapes: tuple, path: Path, options: dict) -> Path:
+    from torch.export import Dim, export
+
+    layers = len(example[4])
+    cache, span = Dim("capacity", min=4, max=_LONGEST), Dim("span", min=2, max=_LONGEST)
+    shapes = (None, None, None, None, [{1: cache}] * layers, [{1: cache}] * layers, {0: span}, *extra_shapes)
+    program = export(module, example, dynamic_shapes=shapes)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.pt2")  # builders may race
-    torch._inductor.aoti_compile_and_package(program, package_path=str(partial), inductor_configs=_PACKAGE_OPTIONS)
+    torch._inductor.aoti_compile_and_package(program, package_path=str(partial), inductor_configs=options)
     partial.replace(path)  # a build killed half-way leaves no package that looks complete
     return path
 
 
-def load_draft(path: Path) -> _Draft:
-    """A package from `build_draft`, ready to stand in for the eager draft."""
-    return _Draft(torch._inductor.aoti_load_package(str(path)))
+def load_package(path: Path) -> _Package:
+    """A package from `build_draft` or `build_check`, ready for `SpeculativeDecoder`."""
+    return _Package(torch._inductor.aoti_load_package(str(path)))
 
 
 def package_name(model_dir: Path, adapter_dir: Path | None) -> str:
     """A file name for the draft package of this base model and adapter: it changes when their
     files, torch or the package format change."""
-    digest = hashlib.sha256(f"{PACKAGE_FORMAT}|{torch.__version__}".encode())
+    return f"draft-{_digest(model_dir, adapter_dir)}.pt2"
+
+
+def check_name(model_dir: Path, count: int = DRAFT_TOKENS + 1) -> str:
+    """A file name for the check package of a base model, shared by all its adapters (the
+    weights are not in it): it changes with the model's files, torch, the package format and
+    the positions checked."""
+    return f"check-{_digest(model_dir, None, f'count={count}')}.pt2"
+
+
+def _digest(model_dir: Path, adapter_dir: Path | None, extra: str = "") -> str:
+    digest = hashlib.sha256(f"{PACKAGE_FORMAT}|{torch.__version__}|{extra}".encode())
     for folder in (model_dir, adapter_dir):
         if folder is None:
             continue
@@ -418,7 +491,7 @@ def package_name(model_dir: Path, adapter_dir: Path | None) -> str:
             if file.is_file():
                 stat = file.stat()
                 digest.update(f"{file.name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    return f"draft-{digest.hexdigest()[:20]}.pt2"
+    return digest.hexdigest()[:20]
 
 
 def release_free_memory() -> None:
@@ -440,13 +513,17 @@ def _pick(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    # python -m tune.fastlm MODEL_DIR ADAPTER_DIR|- OUT: build a draft package (Generator.start_fast).
+    # python -m tune.fastlm MODEL_DIR ADAPTER_DIR|- DRAFT_OUT|- CHECK_OUT|-: build the packages
+    # named (Generator.start_fast).
     from tune.models import load_model
 
-    model_dir, adapter_dir, out = argv
+    model_dir, adapter_dir, draft, check = argv
     torch.set_grad_enabled(False)
     model, _ = load_model(model_dir, adapter_dir=None if adapter_dir == "-" else adapter_dir, merge=True)
-    build_draft(model, Path(out))
+    if draft != "-":
+        build_draft(model, Path(draft))
+    if check != "-":
+        build_check(model, Path(check))
     return 0
 
 

@@ -55,6 +55,27 @@ def test_speculative_tokens_equal_the_plain_loop(kv_heads, tied, draft_tokens, d
     assert 0.5 < decoder.kept / decoder.proposed <= 1  # the draft mostly agrees: it is the same model
 
 
+def test_the_check_graph_takes_its_weights_as_inputs() -> None:
+    # What build_check exports: the float32 decoder with every tensor passed in, so a compiled
+    # check runs on whichever model's tensors it is given and holds none of its own.
+    from tune.fastlm import _CheckGraph, _Decoder
+
+    first, second = _model(kv_heads=2, tied=False), _model(kv_heads=2, tied=False, seed=4)
+    decoders = [_Decoder(model, torch.float32).eval() for model in (first, second)]
+    graph = _CheckGraph(decoders[0])
+    assert not list(graph.parameters()) and not list(graph.buffers())
+    keys = [torch.zeros(2, 16, 16) for _ in range(3)]
+    values = [torch.zeros(2, 16, 16) for _ in range(3)]
+    positions = torch.arange(4)
+    cos, sin = first.model.rotary_emb(torch.zeros(1), positions[None])
+    inputs = (torch.tensor([3, 1, 4, 1]), positions, cos[0], sin[0], keys, values, torch.empty(4, dtype=torch.int8))
+    with torch.no_grad():
+        for decoder in decoders:
+            expected = decoder(*inputs)
+            assert torch.equal(graph(*inputs, list(decoder.weights().values())), expected)
+        assert not torch.equal(decoders[0](*inputs), decoders[1](*inputs))
+
+
 def test_a_stop_token_ends_the_reply_where_the_plain_loop_ends_it() -> None:
     model = _model(kv_heads=1, tied=True)
     decoder = SpeculativeDecoder(model, draft_tokens=4)
@@ -155,7 +176,7 @@ def test_the_built_draft_gives_the_plain_loops_replies_and_is_reused(trained, ti
     expected = [generator.generate([{"role": "user", "content": q}], max_new_tokens=30).text for q in questions]
     generator.start_fast(background=False, cache_dir=tmp_path)
     assert generator.fast_status == "ready", generator.fast_status
-    assert len(list(tmp_path.glob("draft-*.pt2"))) == 1
+    assert len(list(tmp_path.glob("draft-*.pt2"))) == len(list(tmp_path.glob("check-*.pt2"))) == 1
     got = [generator.generate([{"role": "user", "content": q}], max_new_tokens=30).text for q in questions]
     assert got == expected
     # The draft really drafts: most proposals survive the check (a broken package would make
@@ -173,19 +194,30 @@ def test_the_built_draft_gives_the_plain_loops_replies_and_is_reused(trained, ti
     assert again.fast_status == "ready"
     assert again.generate([{"role": "user", "content": questions[0]}], max_new_tokens=30).text == expected[0]
 
+    # Another adapter of the same base model builds its own draft and reuses the check.
+    calls = []
+
+    def record(*args):
+        calls.append(args)
+        raise RuntimeError("recorded")
+
+    monkeypatch.setattr(tune.generate, "_build_package", record)
+    Generator.load(tiny_model_dir).start_fast(background=False, cache_dir=tmp_path)
+    assert [(draft is not None, check) for _, _, draft, check in calls] == [(True, None)]
+
 
 def test_a_failed_build_keeps_the_plain_loop(tiny_model_dir, tmp_path, monkeypatch) -> None:
     import tune.generate
 
     def broken(*args):
-        raise RuntimeError("the draft build exited with 1: no space left")
+        raise RuntimeError("the fast decoding build exited with 1: no space left")
 
     monkeypatch.setattr(tune.generate, "_build_package", broken)
     generator = Generator.load(tiny_model_dir)
     messages = [{"role": "user", "content": "Hi"}]
     expected = generator.generate(messages, max_new_tokens=5)
     generator.start_fast(background=False, cache_dir=tmp_path)
-    assert generator.fast_status.startswith("failed: RuntimeError: the draft build exited with 1")
+    assert generator.fast_status.startswith("failed: RuntimeError: the fast decoding build exited with 1")
     assert generator._fast is None
     again = generator.generate(messages, max_new_tokens=5)  # the plain loop still answers
     assert (again.text, again.completion_tokens) == (expected.text, expected.completion_tokens)
@@ -197,12 +229,15 @@ def test_a_damaged_package_is_built_again(tiny_model_dir, tmp_path, monkeypatch)
 
     generator = Generator.load(tiny_model_dir)
     package = tmp_path / tune.fastlm.package_name(generator.model_dir, None)
+    check = tmp_path / tune.fastlm.check_name(generator.model_dir)
     package.write_bytes(b"half a package")
+    check.write_bytes(b"rebuilt")
     builds = []
 
-    def build(model_dir, adapter_dir, path):
-        builds.append(path)
-        path.write_bytes(b"rebuilt")
+    def build(model_dir, adapter_dir, *paths):
+        builds.append(paths)
+        for path in paths:
+            path.write_bytes(b"rebuilt")
 
     def load(path):
         if path.read_bytes() != b"rebuilt":
@@ -210,6 +245,6 @@ def test_a_damaged_package_is_built_again(tiny_model_dir, tmp_path, monkeypatch)
         return None  # SpeculativeDecoder then drafts eagerly
 
     monkeypatch.setattr(tune.generate, "_build_package", build)
-    monkeypatch.setattr(tune.fastlm, "load_draft", load)
+    monkeypatch.setattr(tune.fastlm, "load_package", load)
     generator.start_fast(background=False, cache_dir=tmp_path)
-    assert generator.fast_status == "ready" and builds == [package]
+    assert generator.fast_status == "ready" and builds == [(package, check)]
