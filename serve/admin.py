@@ -5,7 +5,8 @@ a job need the admin key (serve/auth.py). An upload is stored under ``HYBRID_HOM
 ``<sha256>/<name>.pdf``, where the name is the client's file name cut to its last part and to
 letters, digits and ``._-()+`` and spaces, so citations show it; metadata in ``<sha256>.json``) and
 ingested by the one background worker (serve/jobs.py); queries keep working meanwhile and see
-the document once the job is done.
+the document once the job is done. Jobs are kept under ``HYBRID_HOME/jobs``, and an upload
+whose job the server did not finish is ingested again at the next start.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import re
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,7 +35,7 @@ from starlette.datastructures import UploadFile
 from hybrid import HybridError, NotFoundError, Pipeline
 from serve.auth import require_admin_key, require_query_key
 from serve.deps import get_pipeline
-from serve.jobs import JOB_ID_RE, JobQueue
+from serve.jobs import JOB_ID_RE, KEEP_FINISHED, JobQueue
 from serve import limits
 from serve.schemas import ErrorResponse
 
@@ -44,9 +47,12 @@ PDF_MAGIC, MAGIC_WINDOW = b"%PDF-", 1024
 COPY_CHUNK = 1 << 20
 # A partial upload untouched for this long (seconds) was left by a server that stopped mid-copy.
 STALE_PART_SECONDS = 3600
+# A stored upload, relative to the uploads folder: "<sha256>/<name made safe>.pdf".
+STORED_RE = r"[0-9a-f]{64}/[\w.()+ -]{1,160}\.pdf"
 
 ERRORS = {status: {"model": ErrorResponse} for status in (401, 403, 404, 409, 413, 415, 422, 503)}
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+logger = logging.getLogger("hybrid.serve")
 
 
 class UploadError(HybridError):
@@ -59,10 +65,26 @@ class UploadError(HybridError):
 
 @asynccontextmanager
 async def _jobs_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The job worker lives as long as the app (inside its lifespan: the pipeline is loaded)."""
-    app.state.jobs = JobQueue()
+    """The job worker lives as long as the app (inside its lifespan: the pipeline is loaded).
+
+    Jobs are kept under ``HYBRID_HOME/jobs``; uploads that were queued or being ingested when
+    the server stopped are ingested again at start-up, under the same job ids (ingesting is
+    idempotent: what was already indexed is skipped).
+    """
+    pipeline: Pipeline = app.state.pipeline
+    jobs = app.state.jobs = JobQueue(folder=pipeline.settings.home / "jobs")
+    uploads = pipeline.settings.home / "uploads"
+    for record in jobs.unfinished():
+        document = record.get("document") or {}
+        stored = document.get("stored")
+        path = uploads / stored if isinstance(stored, str) and re.fullmatch(STORED_RE, stored) else None
+        if record.get("kind") == "ingest" and path is not None and path.is_file():
+            logger.info("ingesting %s again: the server stopped during its job %s", document.get("name"), record["job"])
+            jobs.submit("ingest", partial(_ingest, pipeline, path), {"document": document}, job_id=record["job"])
+        else:
+            jobs.fail(record, "upload_missing", "the server stopped during this job and its upload is gone; upload again")
     yield
-    await run_in_threadpool(app.state.jobs.close)
+    await run_in_threadpool(jobs.close)
 
 
 router = APIRouter(prefix="/v1", lifespan=_jobs_lifespan)
@@ -179,7 +201,7 @@ async def upload_document(request: Request, pipeline: PipelineDep) -> JSONRespon
     finally:
         await form.close()
     path = uploads / document["stored"]
-    job = _jobs(request).submit("ingest", lambda report: _ingest(pipeline, path, report), {"document": document})
+    job = _jobs(request).submit("ingest", partial(_ingest, pipeline, path), {"document": document})
     return JSONResponse({"job": job.id, "status": job.status}, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
 
@@ -194,7 +216,7 @@ def get_job(job_id: str, request: Request) -> dict:
     """A job's status (queued, running, done, failed), its progress, and its result or error."""
     found = _jobs(request).get(job_id) if re.match(JOB_ID_RE, job_id) else None
     if found is None:
-        raise NotFoundError(f"no job {job_id!r}; job ids come from POST /v1/documents, and are forgotten on restart")
+        raise NotFoundError(f"no job {job_id!r}; job ids come from POST /v1/documents (the last {KEEP_FINISHED} finished jobs are kept)")
     return found
 
 

@@ -1,24 +1,31 @@
-"""Background jobs: one worker thread runs them in submission order; their state is in memory.
+"""Background jobs: one worker thread runs them in submission order.
 
 A job is a function ``work(report)`` that calls ``report(progress_dict)`` as it goes and returns
 a JSON-able result. ``GET /v1/jobs/{id}`` shows ``JobQueue.get(id)``. A ``HybridError`` fails the
 job with its code and HTTP status (a busy index: 409 ``conflict``); any other exception fails it
 with ``internal_error`` and goes to the server log, never to the client.
 
-Jobs are not persisted: after a restart their ids are unknown (404), while what they ingested
-stays in the index.
+With a ``folder``, each job is also written there as ``<id>.json`` when it is queued, starts
+and ends (progress stays in memory). After a restart finished jobs are still found, and
+`JobQueue.unfinished` gives the jobs that were queued or running when the server stopped, so
+their owner can run them again under the same id (`JobQueue.submit` with ``job_id``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import queue
+import re
+import tempfile
 import threading
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hybrid import HybridError
@@ -67,24 +74,37 @@ class Job:
 
 
 class JobQueue:
-    """Runs submitted jobs one at a time on a worker thread (started on the first submit)."""
+    """Runs submitted jobs one at a time on a worker thread (started on the first submit).
 
-    def __init__(self, keep: int = KEEP_FINISHED) -> None:
+    Args:
+        keep: finished jobs remembered (in memory, and on disk with a folder).
+        folder: where jobs are written, so they outlast a restart; None keeps them in memory.
+    """
+
+    def __init__(self, keep: int = KEEP_FINISHED, folder: Path | None = None) -> None:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._queue: queue.Queue[tuple[Job, Work] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._keep = keep
+        self._folder = folder
         self._worker: threading.Thread | None = None
         self._closed = False
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._forget_old_files()
 
-    def submit(self, kind: str, work: Work, detail: dict[str, Any] | None = None) -> Job:
-        """Queue ``work``; returns its job (status ``queued``)."""
-        job = Job(uuid.uuid4().hex, kind, dict(detail or {}))
+    def submit(
+        self, kind: str, work: Work, detail: dict[str, Any] | None = None, *, job_id: str | None = None
+    ) -> Job:
+        """Queue ``work``; returns its job (status ``queued``). ``job_id`` runs an unfinished
+        job from before a restart again under its id."""
+        job = Job(job_id or uuid.uuid4().hex, kind, dict(detail or {}))
         with self._lock:
             if self._closed:
                 raise RuntimeError("the job queue is closed")
             self._jobs[job.id] = job
             self._forget_old()
+            self._save(job)
             if self._worker is None:
                 self._worker = threading.Thread(target=self._run, name="hybrid-jobs", daemon=True)
                 self._worker.start()
@@ -92,18 +112,39 @@ class JobQueue:
         return job
 
     def get(self, job_id: str) -> dict[str, Any] | None:
-        """A snapshot of the job as JSON, or None for an unknown id."""
+        """A snapshot of the job as JSON (from before a restart too), or None for an unknown id."""
         with self._lock:
             job = self._jobs.get(job_id)
-            return job.to_dict() if job is not None else None
+            if job is not None:
+                return job.to_dict()
+        return self._load(job_id)
+
+    def unfinished(self) -> list[dict[str, Any]]:
+        """Jobs on disk that were queued or running when the server stopped, oldest first."""
+        if self._folder is None:
+            return []
+        found = [self._load(path.stem) for path in self._folder.glob("*.json")]
+        waiting = [job for job in found if job is not None and job["status"] in ("queued", "running")]
+        return sorted(waiting, key=lambda job: job.get("submitted") or 0.0)
+
+    def fail(self, record: dict[str, Any], code: str, message: str) -> None:
+        """Mark an unfinished job from before a restart failed (it cannot run again)."""
+        job = Job(record["job"], record["kind"], {}, status="failed", finished=time.time())
+        job.error = {"code": code, "status": 410, "message": message}
+        with self._lock:
+            self._jobs[job.id] = job
+            self._save(job)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Fail the queued jobs, let the running one finish (up to ``timeout`` s), stop the worker."""
+        """Stop taking jobs, let the running one finish (up to ``timeout`` s), stop the worker.
+
+        Queued jobs fail, unless they are on disk: those run at the next start.
+        """
         with self._lock:
             self._closed = True
             worker = self._worker
             for job in self._jobs.values():
-                if job.status == "queued":
+                if job.status == "queued" and self._folder is None:
                     job.status, job.finished = "failed", time.time()
                     job.error = {"code": "stopped", "status": 503, "message": "the server stopped before this job ran; upload again"}
         self._queue.put(None)
@@ -117,6 +158,7 @@ class JobQueue:
                 if job.status != "queued":  # failed by close()
                     continue
                 job.status, job.started = "running", time.time()
+                self._save(job)
             try:
                 result = work(lambda progress, job=job: self._progress(job, progress))
             except HybridError as exc:
@@ -135,11 +177,41 @@ class JobQueue:
         with self._lock:
             job.status = "failed" if error is not None else "done"
             job.result, job.error, job.finished = result, error, time.time()
+            self._save(job)
 
     def _forget_old(self) -> None:
         finished = [j.id for j in self._jobs.values() if j.status in ("done", "failed")]
         for job_id in finished[: max(0, len(finished) - self._keep)]:
             del self._jobs[job_id]
+
+    def _forget_old_files(self) -> None:
+        assert self._folder is not None
+        files = sorted(self._folder.glob("*.json"), key=lambda path: path.stat().st_mtime)
+        for path in files[: max(0, len(files) - self._keep)]:
+            path.unlink(missing_ok=True)
+        for part in self._folder.glob(".*.tmp"):  # left by a write the server did not finish
+            part.unlink(missing_ok=True)
+
+    def _save(self, job: Job) -> None:
+        # Called with the lock held. A failed write is logged: the job itself still runs.
+        if self._folder is None:
+            return
+        path = self._folder / f"{job.id}.json"
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self._folder, prefix=f".{job.id}-", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump({**job.to_dict(), "submitted": job.created}, handle)  # the order to run again in
+            os.replace(tmp, path)
+        except OSError as exc:
+            logger.warning("could not write job %s to %s: %s", job.id, path, exc)
+
+    def _load(self, job_id: str) -> dict[str, Any] | None:
+        if self._folder is None or not re.match(JOB_ID_RE, job_id):
+            return None
+        try:
+            return json.loads((self._folder / f"{job_id}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
 
 
 def _iso(when: float | None) -> str | None:

@@ -147,3 +147,66 @@ def test_a_partial_upload_left_by_a_stopped_server_is_removed(client, home, new_
     os.utime(stale, (time.time() - 7200, time.time() - 7200))
     assert _upload(client, new_pdf).status_code == 202
     assert not stale.exists() and fresh.exists()
+
+
+def test_jobs_outlast_a_restart_and_an_interrupted_upload_is_ingested_again(pipeline, home, new_pdf) -> None:
+    from fastapi.testclient import TestClient
+
+    from serve import create_app
+
+    def app_client():
+        return TestClient(create_app(pipeline.settings, pipeline=pipeline), raise_server_exceptions=False)
+
+    with app_client() as client:
+        finished = _wait(client, _upload(client, new_pdf).json()["job"])
+    assert finished["status"] == "done"
+    # A server that died while ingesting a second upload left its file and its job "running".
+    sha = "0" * 64  # a folder name only: the content is the first upload's, so nothing is indexed twice
+    (home / "uploads" / sha).mkdir(parents=True)
+    (home / "uploads" / sha / "storm log.pdf").write_bytes(new_pdf)
+    document = {"name": "storm log.pdf", "sha256": sha, "bytes": len(new_pdf), "stored": f"{sha}/storm log.pdf"}
+    interrupted = {"job": "b" * 32, "kind": "ingest", "status": "running", "document": document, "progress": {},
+                   "created": "2026-11-29T05:00:00Z", "started": "2026-11-29T05:00:01Z", "finished": None}
+    gone = {**interrupted, "job": "c" * 32, "status": "queued", "document": {**document, "stored": f"{'d' * 64}/x.pdf"}}
+    outside = {**interrupted, "job": "e" * 32, "document": {**document, "stored": "../../secrets.pdf"}}
+    for record in (interrupted, gone, outside):
+        (home / "jobs" / f"{record['job']}.json").write_text(json.dumps(record))
+
+    with app_client() as client:
+        assert client.get(f"/v1/jobs/{finished['job']}").json() == finished  # from before the restart
+        again = _wait(client, "b" * 32)
+        assert again["status"] == "done" and again["document"]["name"] == "storm log.pdf", again
+        assert again["result"]["files_unchanged"] + again["result"]["files_added"] == 1
+        for job in ("c" * 32, "e" * 32):
+            failed = client.get(f"/v1/jobs/{job}").json()
+            assert failed["status"] == "failed" and failed["error"]["code"] == "upload_missing"
+        assert client.get("/v1/jobs/" + "f" * 32).status_code == 404
+
+
+def test_a_job_queue_with_a_folder_keeps_queued_jobs_for_the_next_start(tmp_path) -> None:
+    from serve.jobs import JobQueue
+
+    started, release = threading.Event(), threading.Event()
+
+    def blocking(report):
+        started.set()
+        release.wait(10)
+        return {"ok": True}
+
+    jobs = JobQueue(folder=tmp_path, keep=2)
+    first = jobs.submit("ingest", blocking, {"document": {"name": "a.pdf"}})
+    assert started.wait(10)
+    second = jobs.submit("ingest", lambda report: {"ok": True}, {"document": {"name": "b.pdf"}})
+    # What a restart would find now: one job running, one queued, oldest first.
+    waiting = JobQueue(folder=tmp_path, keep=2).unfinished()
+    assert [(job["job"], job["status"]) for job in waiting] == [(first.id, "running"), (second.id, "queued")]
+    release.set()
+    jobs.close()
+    assert JobQueue(folder=tmp_path).get(first.id)["status"] == "done"
+    assert JobQueue(folder=tmp_path).get(second.id)["status"] == "done"
+    assert JobQueue(folder=tmp_path).get("../" + first.id) is None
+    for _ in range(3):
+        jobs = JobQueue(folder=tmp_path, keep=2)
+        jobs.submit("ingest", lambda report: {"ok": True})
+        jobs.close()
+    assert len(list(tmp_path.glob("*.json"))) <= 3  # the oldest files go at the next start
