@@ -75,9 +75,10 @@ class Generator:
         """Switch greedy replies to speculative decoding (`tune.fastlm`): the same tokens, faster.
 
         The int8 draft is compiled ahead of time into a package under ``cache_dir``, once per
-        base model and adapter (about a minute on two cores), and the float32 check into one
-        per base model (about 40 s), in a subprocess (so this process never holds the
-        compiler's ~2 GB); later starts only load them (~2 s). With
+        base model and adapter (about a minute on two cores), the float32 check into one per
+        base model (about 40 s) and its matrix-product kernel once (about 20 s), in a
+        subprocess (so this process never holds the compiler's ~2 GB); later starts only load
+        them (~2 s). With
         ``background`` the build and load happen in a daemon thread while replies keep using
         the plain loop; the switch comes when it is done. ``fast_status`` says where it
         stands: "off", "unsupported: ...", "building", "ready" or "failed: ...". A model the
@@ -106,24 +107,31 @@ class Generator:
 
         started = time.perf_counter()
         try:
-            packages = (
-                cache_dir / fastlm.package_name(self.model_dir, self.adapter_dir),
-                cache_dir / fastlm.check_name(self.model_dir),  # shared by the base model's adapters
+            draft = cache_dir / fastlm.package_name(self.model_dir, self.adapter_dir)
+            check = cache_dir / fastlm.check_name(self.model_dir)  # shared by the base model's adapters
+            kernels = cache_dir / fastlm.kernels_name()  # shared by every model
+            builds = (
+                None if draft.is_file() else draft,
+                None if check.is_file() and kernels.is_file() else check,
             )
-            missing = [package if not package.is_file() else None for package in packages]
-            if any(missing):
-                logger.info("building the fast decoding packages (about a minute each): %s", [str(p) for p in missing if p])
-                _build_package(self.model_dir, self.adapter_dir, *missing)
+            if any(builds):
+                logger.info("building the fast decoding packages (about two minutes): %s", [str(p) for p in builds if p])
+                _build_package(self.model_dir, self.adapter_dir, *builds, kernels)
+
+            def load() -> tuple[Any, Any]:
+                fastlm.load_kernels(kernels)  # before the check, whose graph calls them
+                return fastlm.load_package(draft), fastlm.load_package(check)
+
             try:
-                draft, check = (fastlm.load_package(package) for package in packages)
-            except Exception:  # a damaged package from an earlier run: build both again, once
-                if all(missing):
+                draft_package, check_package = load()
+            except Exception:  # a damaged file from an earlier run: build everything again, once
+                if all(builds):
                     raise
-                for package in packages:
-                    package.unlink(missing_ok=True)
-                _build_package(self.model_dir, self.adapter_dir, *packages)
-                draft, check = (fastlm.load_package(package) for package in packages)
-            decoder = fastlm.SpeculativeDecoder(self.model, draft=draft, check=check)
+                for path in (draft, check, kernels):
+                    path.unlink(missing_ok=True)
+                _build_package(self.model_dir, self.adapter_dir, draft, check, kernels)
+                draft_package, check_package = load()
+            decoder = fastlm.SpeculativeDecoder(self.model, draft=draft_package, check=check_package)
             # One short reply proves the package runs here before any user's reply depends on it.
             inputs = self._inputs([{"role": "user", "content": "Say hello to the team, in one short sentence."}])
             list(decoder.tokens(inputs["input_ids"], max_new_tokens=2 * decoder.draft_tokens + 2, stop_ids=[]))
@@ -294,10 +302,13 @@ class Generator:
         return options
 
 
-def _build_package(model_dir: Path, adapter_dir: Path | None, draft: Path | None, check: Path | None) -> None:
+def _build_package(
+    model_dir: Path, adapter_dir: Path | None, draft: Path | None, check: Path | None, kernels: Path
+) -> None:
     # In a subprocess: the compiler's memory is returned to the system when it exits.
-    command = [sys.executable, "-m", "tune.fastlm", str(model_dir), str(adapter_dir or "-"), str(draft or "-"), str(check or "-")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False)
+    names = [str(model_dir), str(adapter_dir or "-"), str(draft or "-"), str(check or "-"), str(kernels)]
+    done = subprocess.run([sys.executable, "-m", "tune.fastlm", *names], capture_output=True, text=True,
+                          timeout=BUILD_TIMEOUT, check=False)
     if done.returncode != 0 or not all(path.is_file() for path in (draft, check) if path):
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise RuntimeError(f"the fast decoding build exited with {done.returncode}: {' / '.join(tail)}")

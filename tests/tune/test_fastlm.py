@@ -203,7 +203,7 @@ def test_the_built_draft_gives_the_plain_loops_replies_and_is_reused(trained, ti
 
     monkeypatch.setattr(tune.generate, "_build_package", record)
     Generator.load(tiny_model_dir).start_fast(background=False, cache_dir=tmp_path)
-    assert [(draft is not None, check) for _, _, draft, check in calls] == [(True, None)]
+    assert [(draft is not None, check) for _, _, draft, check, _ in calls] == [(True, None)]
 
 
 def test_a_failed_build_keeps_the_plain_loop(tiny_model_dir, tmp_path, monkeypatch) -> None:
@@ -230,8 +230,10 @@ def test_a_damaged_package_is_built_again(tiny_model_dir, tmp_path, monkeypatch)
     generator = Generator.load(tiny_model_dir)
     package = tmp_path / tune.fastlm.package_name(generator.model_dir, None)
     check = tmp_path / tune.fastlm.check_name(generator.model_dir)
+    kernels = tmp_path / tune.fastlm.kernels_name()
     package.write_bytes(b"half a package")
     check.write_bytes(b"rebuilt")
+    kernels.write_bytes(b"rebuilt")
     builds = []
 
     def build(model_dir, adapter_dir, *paths):
@@ -246,5 +248,41 @@ def test_a_damaged_package_is_built_again(tiny_model_dir, tmp_path, monkeypatch)
 
     monkeypatch.setattr(tune.generate, "_build_package", build)
     monkeypatch.setattr(tune.fastlm, "load_package", load)
+    monkeypatch.setattr(tune.fastlm, "load_kernels", load)
     generator.start_fast(background=False, cache_dir=tmp_path)
-    assert generator.fast_status == "ready" and builds == [(package, check)]
+    assert generator.fast_status == "ready" and builds == [(package, check, kernels)]
+
+
+@pytest.fixture(scope="module")
+def kernels(tmp_path_factory):
+    from tune.fastlm import build_kernels, load_kernels
+
+    path = build_kernels(tmp_path_factory.mktemp("kernels") / "kernels.so")  # about 10 s
+    load_kernels(path)
+    load_kernels(path)  # a second load of the same ops is skipped, not an error
+    return path
+
+
+@pytest.mark.skipif(not compiler_available(), reason="the kernel build needs a C++ compiler")
+@pytest.mark.parametrize(
+    ("rows", "outputs", "inner"),
+    [(1, 7, 16), (9, 97, 64), (16, 33, 96), (9, 1536, 576), (17, 5, 16), (3, 10, 20)],  # the last two: at::linear
+)
+def test_small_linear_is_a_float32_linear(kernels, rows, outputs, inner) -> None:
+    generator = torch.Generator().manual_seed(rows * outputs)
+    x, w = torch.randn(rows, inner, generator=generator), torch.randn(outputs, inner, generator=generator)
+    got = torch.ops.hybrid.small_linear(x, w)
+    assert got.shape == (rows, outputs) and got.dtype == torch.float32
+    torch.testing.assert_close(got, torch.nn.functional.linear(x, w), rtol=1e-5, atol=1e-4)
+    transposed = torch.ops.hybrid.small_linear(x.t().contiguous().t()[:, :], w)  # a strided x is copied
+    torch.testing.assert_close(transposed, got, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.skipif(not compiler_available(), reason="the kernel build needs a C++ compiler")
+def test_the_check_with_small_linear_gives_the_plain_loops_tokens(kernels) -> None:
+    model = _model(kv_heads=2, tied=True)
+    decoder = SpeculativeDecoder(model, draft_tokens=4)
+    assert decoder._check_step.small_linear  # the kernels are loaded, so the check uses them
+    input_ids = torch.randint(0, 97, (1, 11), generator=torch.Generator().manual_seed(5))
+    options = {"max_new_tokens": 30, "stop_ids": [], "repetition_penalty": 1.1}
+    assert _fast(decoder, input_ids, **options) == _plain(model, input_ids, **options)
