@@ -54,7 +54,7 @@ _PACKAGE_OPTIONS = {
 # Bumped when the draft's graph or its inputs change, so stale packages are rebuilt.
 PACKAGE_FORMAT = 3
 # The check's matrix products (hybrid::small_linear), compiled for this machine by build_kernels.
-KERNEL_SOURCE = Path(__file__).with_name("kernels") / "small_linear.cpp"
+KERNEL_SOURCE = Path(__file__).with_name("kernels") / "products.cpp"
 KERNEL_FLAGS = ("-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-shared", "-fPIC", "-std=c++17")
 _LONGEST = 32768  # the most cache positions a package accepts
 
@@ -91,7 +91,7 @@ class _Decoder(nn.Module):
     own weight tensors; in other dtypes it holds fused copies (q/k/v in one matrix, gate/up in
     another).
 
-    ``small_linear`` (float32 only) runs the matrix products through ``hybrid::small_linear``,
+    ``kernels`` (float32 only) runs the matrix products through ``hybrid::small_linear``,
     which `load_kernels` must have registered.
 
     ``dtype`` torch.int8 stores each matrix as int8 with one bfloat16 scale per output row
@@ -99,11 +99,11 @@ class _Decoder(nn.Module):
     by it (``torch._weight_int8pack_mm``, which inductor turns into a CPU GEMM template).
     """
 
-    def __init__(self, model: Any, dtype: torch.dtype, *, small_linear: bool = False) -> None:
+    def __init__(self, model: Any, dtype: torch.dtype, *, kernels: bool = False) -> None:
         super().__init__()
         config, inner = model.config, model.model
-        # float32 only: matrix products through hybrid::small_linear (`build_kernels`).
-        self.small_linear = small_linear and dtype == torch.float32
+        # float32: matrix products through hybrid::small_linear (`build_kernels`).
+        self.kernels = kernels and dtype == torch.float32
         self.heads = config.num_attention_heads
         self.kv_heads = config.num_key_value_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
@@ -162,7 +162,7 @@ class _Decoder(nn.Module):
     def _linear(self, x: torch.Tensor, name: str, i: int) -> torch.Tensor:
         if self.dtype == torch.int8:
             return torch._weight_int8pack_mm(x.to(torch.bfloat16), self.matrix(name, i), getattr(self, f"{name}_scale_{i}")).float()
-        if self.small_linear:
+        if self.kernels:
             return torch.ops.hybrid.small_linear(x, self.matrix(name, i))
         return F.linear(x.to(self.dtype), self.matrix(name, i)).float()
 
@@ -273,7 +273,7 @@ class SpeculativeDecoder:
         # that takes them as inputs, with hybrid::small_linear's products once `load_kernels`
         # has run (measured for 9 positions on 2 cores: eager 63 ms, compiled 52 ms, compiled
         # with the kernel ~30 ms).
-        self._check_step = _Decoder(model, torch.float32, small_linear=kernels_loaded()).eval()
+        self._check_step = _Decoder(model, torch.float32, kernels=kernels_loaded()).eval()
         if check is not None:
             weights = list(self._check_step.weights().values())
             self._check_step = lambda *inputs: check(*inputs, weights)
@@ -447,7 +447,7 @@ def build_check(model: Any, path: Path, count: int = DRAFT_TOKENS + 1) -> Path:
     kernels first) and the compiler fuses the rest (norms, rotary, attention). About 40 s on
     two cores; `load_package` loads it and `SpeculativeDecoder` passes the weights."""
     with torch.no_grad():
-        check = _CheckGraph(_Decoder(model, torch.float32, small_linear=kernels_loaded()).eval())
+        check = _CheckGraph(_Decoder(model, torch.float32, kernels=kernels_loaded()).eval())
         weights = [tensor.detach() for tensor in check._decoder.weights().values()]
         return _package(check, (*_example(model, count), weights), ([None] * len(weights),), path, {})
 
@@ -479,8 +479,8 @@ def _package(module: nn.Module, example: tuple, extra_shapes: tuple, path: Path,
 
 
 def build_kernels(path: Path) -> Path:
-    """Compile ``hybrid::small_linear`` (tune/kernels/small_linear.cpp) for this machine into
-    the shared library ``path``: about 20 s."""
+    """Compile ``hybrid::small_linear`` (tune/kernels/products.cpp) for this machine into the
+    shared library ``path``: about 10 s."""
     import subprocess
 
     from torch.utils.cpp_extension import include_paths, library_paths
@@ -511,7 +511,7 @@ def kernels_loaded() -> bool:
 
 def load_kernels(path: Path) -> None:
     """Register ``hybrid::small_linear`` from a `build_kernels` library (once per process: a
-    second library of the same ops is not loaded)."""
+    second library of the same op is not loaded)."""
     if not kernels_loaded():
         torch.ops.load_library(str(path))
 
@@ -577,19 +577,19 @@ def _pick(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    # python -m tune.fastlm MODEL_DIR ADAPTER_DIR|- DRAFT_OUT|- CHECK_OUT|- KERNELS: build what
-    # is named and missing (Generator.start_fast); the check needs the kernel library.
+    # python -m tune.fastlm MODEL_DIR ADAPTER_DIR|- DRAFT_OUT|- CHECK_OUT|- KERNELS: build the
+    # packages named, and the kernel library if it is missing (Generator.start_fast).
     from tune.models import load_model
 
     model_dir, adapter_dir, draft, check, kernels = argv
     torch.set_grad_enabled(False)
-    if check != "-" and not Path(kernels).is_file():
+    if not Path(kernels).is_file():
         build_kernels(Path(kernels))
+    load_kernels(Path(kernels))  # the check's graph calls them
     model, _ = load_model(model_dir, adapter_dir=None if adapter_dir == "-" else adapter_dir, merge=True)
     if draft != "-":
         build_draft(model, Path(draft))
     if check != "-":
-        load_kernels(Path(kernels))
         build_check(model, Path(check))
     return 0
 

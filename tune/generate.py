@@ -76,14 +76,13 @@ class Generator:
 
         The int8 draft is compiled ahead of time into a package under ``cache_dir``, once per
         base model and adapter (about a minute on two cores), the float32 check into one per
-        base model (about 40 s) and its matrix-product kernel once (about 20 s), in a
+        base model (about 40 s) and its matrix-product kernel once (about 10 s), in a
         subprocess (so this process never holds the compiler's ~2 GB); later starts only load
-        them (~2 s). With
-        ``background`` the build and load happen in a daemon thread while replies keep using
-        the plain loop; the switch comes when it is done. ``fast_status`` says where it
-        stands: "off", "unsupported: ...", "building", "ready" or "failed: ...". A model the
-        compact decoder does not cover, or a build that fails (no C++ compiler), keeps the
-        plain loop.
+        them (~2 s). With ``background`` the build and load happen in a daemon thread while
+        replies keep using the plain loop; the switch comes when it is done. ``fast_status``
+        says where it stands: "off", "unsupported: ...", "building", "ready" or "failed: ...".
+        A model the compact decoder does not cover, or a build that fails (no C++ compiler),
+        keeps the plain loop.
         """
         from tune import fastlm
 
@@ -110,11 +109,8 @@ class Generator:
             draft = cache_dir / fastlm.package_name(self.model_dir, self.adapter_dir)
             check = cache_dir / fastlm.check_name(self.model_dir)  # shared by the base model's adapters
             kernels = cache_dir / fastlm.kernels_name()  # shared by every model
-            builds = (
-                None if draft.is_file() else draft,
-                None if check.is_file() and kernels.is_file() else check,
-            )
-            if any(builds):
+            builds = (None if draft.is_file() else draft, None if check.is_file() else check)
+            if any(builds) or not kernels.is_file():
                 logger.info("building the fast decoding packages (about two minutes): %s", [str(p) for p in builds if p])
                 _build_package(self.model_dir, self.adapter_dir, *builds, kernels)
 
@@ -309,7 +305,7 @@ def _build_package(
     names = [str(model_dir), str(adapter_dir or "-"), str(draft or "-"), str(check or "-"), str(kernels)]
     done = subprocess.run([sys.executable, "-m", "tune.fastlm", *names], capture_output=True, text=True,
                           timeout=BUILD_TIMEOUT, check=False)
-    if done.returncode != 0 or not all(path.is_file() for path in (draft, check) if path):
+    if done.returncode != 0 or not all(path.is_file() for path in (draft, check, kernels) if path):
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise RuntimeError(f"the fast decoding build exited with {done.returncode}: {' / '.join(tail)}")
 

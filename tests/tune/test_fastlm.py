@@ -282,7 +282,7 @@ def test_small_linear_is_a_float32_linear(kernels, rows, outputs, inner) -> None
 def test_the_check_with_small_linear_gives_the_plain_loops_tokens(kernels) -> None:
     model = _model(kv_heads=2, tied=True)
     decoder = SpeculativeDecoder(model, draft_tokens=4)
-    assert decoder._check_step.small_linear  # the kernels are loaded, so the check uses them
+    assert decoder._check_step.kernels  # the kernels are loaded, so the check uses them
     input_ids = torch.randint(0, 97, (1, 11), generator=torch.Generator().manual_seed(5))
     options = {"max_new_tokens": 30, "stop_ids": [], "repetition_penalty": 1.1}
     assert _fast(decoder, input_ids, **options) == _plain(model, input_ids, **options)

@@ -12,6 +12,9 @@
 //
 // Anything else (other dtypes or layouts, K not a multiple of 16, more than 16 rows) goes to
 // at::linear. Built by tune.fastlm.build_kernels with -march=native for the machine it runs on.
+//
+// (An int8 version for the draft measured 3.2 against 5.4 ms alone, but slower inside the
+// compiled draft than inductor's own int8 GEMM, which fuses the ops around it.)
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
