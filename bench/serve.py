@@ -1,7 +1,7 @@
 """Generation speed and server memory: `tune.Generator` against plain transformers + PEFT.
 
     .venv/bin/python bench/serve.py [--prompts 20] [--tokens 64] [--modes plain fast]
-                                    [--adapter DIR] [--no-rss] [--json]
+                                    [--adapter DIR] [--long] [--no-rss] [--json]
 
 Each side runs in a fresh process, one after the other, on the embedded SmolLM2-135M-Instruct:
 
@@ -13,7 +13,9 @@ Each side runs in a fresh process, one after the other, on the embedded SmolLM2-
   checked by the float32 model, `tune.fastlm`) in an empty cache and reports how long the
   build took.
 
-Both answer the same golden set of chat prompts (up to --tokens new tokens each). Printed:
+Both answer the same golden set of chat prompts (up to --tokens new tokens each; with --long,
+each prompt carries ~3,000 characters of passages from docs/, 700-1,000 tokens, as retrieval
+prompts do: attention then costs more per token). Printed:
 prefill seconds per prompt (time to the first new token), decode tokens/s (the tokens after
 the first over the time after it), the ratio to the baseline, and how many golden replies are
 token-for-token identical to the baseline's (with the first differing position otherwise).
@@ -87,13 +89,20 @@ CONTEXT = (
 )
 
 
-def golden_messages(count: int) -> list[list[dict]]:
-    """``count`` conversations (cycling through TOPICS, half of them with a context passage)."""
+def golden_messages(count: int, long: bool = False) -> list[list[dict]]:
+    """``count`` conversations (cycling through TOPICS, half of them with a context passage).
+
+    ``long``: every prompt carries passages of about 3,000 characters (700-1,000 tokens) from
+    this project's docs, as a retrieval prompt does."""
+    pages = sorted((ROOT / "docs").glob("*/*.md"))
     conversations = []
     for index in range(count):
         topic = TOPICS[index % len(TOPICS)]
         question = f"Explain {topic}, in a few clear sentences."
-        if index % 2:
+        if long:
+            passages = pages[index % len(pages)].read_text(encoding="utf-8")[:3000]
+            question = f"Passages:\n[1] {passages}\n\nQuestion: {question}"
+        elif index % 2:
             question = f"{CONTEXT}\n\nQuestion: {question}"
         conversations.append([{"role": "user", "content": question}])
     return conversations
@@ -102,7 +111,7 @@ def golden_messages(count: int) -> list[list[dict]]:
 # -- children: one side each, in a fresh process ------------------------------------------
 
 
-def run_baseline(base: Path, adapter: Path, prompts: int, tokens: int) -> dict:
+def run_baseline(base: Path, adapter: Path, prompts: int, tokens: int, long: bool) -> dict:
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -123,7 +132,7 @@ def run_baseline(base: Path, adapter: Path, prompts: int, tokens: int) -> dict:
         "pad_token_id": tokenizer.pad_token_id or tokenizer.eos_token_id,
     }
     replies, prefill, decode_seconds, decode_tokens = [], [], 0.0, 0
-    for messages in golden_messages(prompts):
+    for messages in golden_messages(prompts, long):
         encoded = tokenizer(render(tokenizer, messages, add_generation_prompt=True), return_tensors="pt")
         length = encoded["input_ids"].shape[1]
         with torch.inference_mode():
@@ -142,7 +151,7 @@ def run_baseline(base: Path, adapter: Path, prompts: int, tokens: int) -> dict:
     return _summary("transformers+PEFT, unmerged, float32, generate", replies, prefill, decode_tokens, decode_seconds)
 
 
-def run_ours(base: Path, adapter: Path, prompts: int, tokens: int, mode: str) -> dict:
+def run_ours(base: Path, adapter: Path, prompts: int, tokens: int, long: bool, mode: str) -> dict:
     import torch
 
     from tune import Generator
@@ -157,7 +166,7 @@ def run_ours(base: Path, adapter: Path, prompts: int, tokens: int, mode: str) ->
         if generator.fast_status != "ready":
             raise RuntimeError(f"fast decoding did not start: {generator.fast_status}")
     replies, prefill, decode_seconds, decode_tokens = [], [], 0.0, 0
-    for messages in golden_messages(prompts):
+    for messages in golden_messages(prompts, long):
         result = generator.generate(messages, max_new_tokens=tokens, repetition_penalty=REPETITION_PENALTY)
         replies.append(_tokens_of(generator, result.completion_tokens, messages, tokens))
         prefill.append(result.first_token_seconds)
@@ -357,6 +366,7 @@ def main() -> int:
     parser.add_argument("--modes", nargs="+", default=["plain", "fast"], choices=["plain", "fast"],
                         help="our decoding to measure: the plain greedy loop, the speculative fast path")
     parser.add_argument("--adapter", type=Path, help="a PEFT adapter directory [default: a random LoRA]")
+    parser.add_argument("--long", action="store_true", help="prompts with ~3,000 characters of passages, as retrieval sends")
     parser.add_argument("--no-rss", action="store_true", help="skip the server memory measurement")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -367,9 +377,9 @@ def main() -> int:
         if which == "rss":
             print(json.dumps(run_rss(Path(rest[0]))))
         elif which == "baseline":
-            print(json.dumps(run_baseline(Path(rest[0]), Path(rest[1]), int(rest[2]), int(rest[3]))))
+            print(json.dumps(run_baseline(Path(rest[0]), Path(rest[1]), int(rest[2]), int(rest[3]), rest[4] == "long")))
         else:
-            print(json.dumps(run_ours(Path(rest[0]), Path(rest[1]), int(rest[2]), int(rest[3]), rest[4])))
+            print(json.dumps(run_ours(Path(rest[0]), Path(rest[1]), int(rest[2]), int(rest[3]), rest[4] == "long", rest[5])))
         return 0
 
     from tune import resolve_base_model
@@ -378,7 +388,7 @@ def main() -> int:
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as work:
         adapter = args.adapter or random_adapter(base, Path(work) / "adapter")
-        sizes = [str(base), str(adapter), str(args.prompts), str(args.tokens)]
+        sizes = [str(base), str(adapter), str(args.prompts), str(args.tokens), "long" if args.long else "short"]
         _log(f"baseline: {args.prompts} prompts x up to {args.tokens} tokens (load {load:.1f})")
         baseline = _child(["baseline", *sizes])
         rows = [baseline]
@@ -401,7 +411,8 @@ def main() -> int:
     if args.json:
         print(json.dumps({"load": load, "prompts": args.prompts, "tokens": args.tokens, "rows": rows, "server": rss}))
         return 0
-    print(f"{args.prompts} golden prompts, up to {args.tokens} new tokens each; load average up to {load:.1f}")
+    kind = "golden prompts with ~3,000 characters of passages" if args.long else "golden prompts"
+    print(f"{args.prompts} {kind}, up to {args.tokens} new tokens each; load average up to {load:.1f}")
     print(f"{'':52} {'prefill s':>9} {'decode tok/s':>12} {'ratio':>6} {'golden':>7} {'build s':>7}")
     for row in rows:
         golden = f"{row['golden_same']}/{args.prompts}"
