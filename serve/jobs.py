@@ -36,6 +36,9 @@ logger = logging.getLogger("hybrid.serve")
 KEEP_FINISHED = 1000
 JOB_ID_RE = r"^[0-9a-f]{32}$"
 
+# A job record's own fields; the rest of a record is the submitter's detail.
+_RECORD_FIELDS = frozenset({"job", "kind", "status", "progress", "created", "started", "finished", "result", "error", "submitted"})
+
 Report = Callable[[dict[str, Any]], None]
 Work = Callable[[Report], dict[str, Any]]
 
@@ -128,8 +131,10 @@ class JobQueue:
         return sorted(waiting, key=lambda job: job.get("submitted") or 0.0)
 
     def fail(self, record: dict[str, Any], code: str, message: str) -> None:
-        """Mark an unfinished job from before a restart failed (it cannot run again)."""
-        job = Job(record["job"], record["kind"], {}, status="failed", finished=time.time())
+        """Mark an unfinished job from before a restart failed (it cannot run again); its
+        details (the upload's ``document``) stay."""
+        detail = {key: value for key, value in record.items() if key not in _RECORD_FIELDS}
+        job = Job(record["job"], record["kind"], detail, status="failed", finished=time.time())
         job.error = {"code": code, "status": 410, "message": message}
         with self._lock:
             self._jobs[job.id] = job

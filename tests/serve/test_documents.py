@@ -180,6 +180,7 @@ def test_jobs_outlast_a_restart_and_an_interrupted_upload_is_ingested_again(pipe
         for job in ("c" * 32, "e" * 32):
             failed = client.get(f"/v1/jobs/{job}").json()
             assert failed["status"] == "failed" and failed["error"]["code"] == "upload_missing"
+            assert failed["document"]["name"] == "storm log.pdf"  # what was uploaded stays on record
         assert client.get("/v1/jobs/" + "f" * 32).status_code == 404
 
 
