@@ -47,8 +47,10 @@ PDF_MAGIC, MAGIC_WINDOW = b"%PDF-", 1024
 COPY_CHUNK = 1 << 20
 # A partial upload untouched for this long (seconds) was left by a server that stopped mid-copy.
 STALE_PART_SECONDS = 3600
+# The characters a stored upload's file name keeps (`_file_name`); others become "_".
+NAME_CHARS = r"\w.()+ -"
 # A stored upload, relative to the uploads folder: "<sha256>/<name made safe>.pdf".
-STORED_RE = r"[0-9a-f]{64}/[\w.()+ -]{1,160}\.pdf"
+STORED_RE = rf"[0-9a-f]{{64}}/[{NAME_CHARS}]{{1,160}}\.pdf"
 
 ERRORS = {status: {"model": ErrorResponse} for status in (401, 403, 404, 409, 413, 415, 422, 503)}
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
@@ -265,7 +267,7 @@ def _store(upload: UploadFile, uploads: Path) -> dict[str, Any]:
 
 def _file_name(name: str) -> str:
     """``name`` as a file name that cannot be a path: word characters, ``._-()+`` and spaces."""
-    cleaned = re.sub(r"[^\w.()+ -]", "_", name).strip(" .")
+    cleaned = re.sub(rf"[^{NAME_CHARS}]", "_", name).strip(" .")
     stem = cleaned[:-4] if cleaned.lower().endswith(".pdf") else cleaned
     return f"{stem[:120].strip(' .') or 'upload'}.pdf"
 

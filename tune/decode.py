@@ -51,11 +51,7 @@ def greedy_tokens(
     for _ in range(max_new_tokens):
         # logits_to_keep=1: the prefill needs the lm_head on the last position only.
         logits = model(input_ids=step, **cache, use_cache=True, logits_to_keep=1).logits
-        scores = logits[0, -1].to(dtype=torch.float32)
-        if repetition_penalty != 1.0:
-            penalised = torch.where(scores < 0, scores * repetition_penalty, scores / repetition_penalty)
-            scores = torch.where(seen, penalised, scores)
-        token = int(scores.argmax())
+        token = pick(logits[0, -1], seen, repetition_penalty)
         now = time.perf_counter()
         yield token, now - started
         started = time.perf_counter()
@@ -63,6 +59,16 @@ def greedy_tokens(
             return
         seen[token] = True
         step = torch.tensor([[token]], dtype=input_ids.dtype)
+
+
+def pick(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> int:
+    """The greedy choice from one position's ``logits``: the repetition penalty over every token
+    marked in ``seen`` (positive logits divided, negative ones multiplied), then argmax."""
+    scores = logits.to(torch.float32)
+    if penalty != 1.0:
+        penalised = torch.where(scores < 0, scores * penalty, scores / penalty)
+        scores = torch.where(seen, penalised, scores)
+    return int(scores.argmax())
 
 
 def _cache_keyword(model: Any) -> str:

@@ -39,9 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tune.decode import _cache_keyword, _new_cache, greedy_tokens
+from tune.decode import _cache_keyword, _new_cache, greedy_tokens, pick
 
-DRAFT_TOKENS = 8  # measured: 4 -> 55, 6 -> 59, 8 -> 62-64, 16 -> 65 tokens/s on 64-token replies
+DRAFT_TOKENS = 8  # measured with the eager check: 4 -> 55, 6 -> 59, 8 -> 62-64, 16 -> 65 tokens/s (64-token replies)
 # AOTInductor options for the draft package: weights become constants (prepacked for the CPU
 # GEMM kernels), each GEMM shape is benchmarked once against ATen's, and the constants are
 # stored beside the shared library rather than inside it (inside, the runtime would hold them
@@ -63,7 +63,12 @@ _LONGEST = 32768  # the most cache positions a package accepts
 
 def compiler_available() -> bool:
     """Whether inductor can build CPU code here (it needs a C++ compiler)."""
-    return any(shutil.which(compiler) for compiler in (os.environ.get("CXX", "g++"), "g++", "clang++", "c++"))
+    return _compiler() is not None
+
+
+def _compiler() -> str | None:
+    # $CXX, else the usual names: the first one on PATH.
+    return next((c for c in (os.environ.get("CXX", "g++"), "g++", "clang++", "c++") if shutil.which(c)), None)
 
 
 def unsupported(model: Any) -> str | None:
@@ -319,7 +324,7 @@ class SpeculativeDecoder:
         seen = torch.zeros(self.vocab_size, dtype=torch.bool)
         seen[input_ids[0]] = True
         # Tokens decided and not yet yielded; the last of them is not in the cache yet.
-        pending = [_pick(last, seen, penalty)]
+        pending = [pick(last, seen, penalty)]
         length, produced = prompt, 0  # cache positions below ``length`` hold checked keys/values
         while True:
             for token in pending:
@@ -334,7 +339,7 @@ class SpeculativeDecoder:
             proposals, draft_seen, fed = [], seen.clone(), token
             for offset in range(self.draft_tokens):
                 logits = self._run(self._draft_step, [fed], length + offset, cos, sin, keys, values)
-                fed = _pick(logits[0], draft_seen, penalty)
+                fed = pick(logits[0], draft_seen, penalty)
                 draft_seen[fed] = True
                 proposals.append(fed)
             # Check: that token and all proposals in one float32 pass. Proposals stand up to the
@@ -343,12 +348,12 @@ class SpeculativeDecoder:
             logits = self._run(self._check_step, [token, *proposals], length, cos, sin, keys, values)
             decided, check_seen = [], seen.clone()
             for index, proposal in enumerate(proposals):
-                decided.append(_pick(logits[index], check_seen, penalty))
+                decided.append(pick(logits[index], check_seen, penalty))
                 if decided[-1] != proposal:
                     break
                 check_seen[proposal] = True
             else:
-                decided.append(_pick(logits[len(proposals)], check_seen, penalty))
+                decided.append(pick(logits[len(proposals)], check_seen, penalty))
             self.proposed += len(proposals)
             self.kept += len(decided) - 1
             length += len(decided)  # the fed token and the proposals that stood
@@ -414,20 +419,11 @@ class _CheckGraph(nn.Module):
         object.__setattr__(self, "_decoder", decoder)
         self.names = list(decoder.weights())
 
-    def forward(
-        self,
-        ids: torch.Tensor,
-        positions: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        keys: list[torch.Tensor],
-        values: list[torch.Tensor],
-        span: torch.Tensor,
-        weights: list[torch.Tensor],
-    ) -> torch.Tensor:
-        """`_Decoder.forward`'s inputs, then its tensors in `_Decoder.weights` order."""
-        inputs = (ids, positions, cos, sin, keys, values, span)
-        return torch.func.functional_call(self._decoder, dict(zip(self.names, weights, strict=True)), inputs)
+    def forward(self, *inputs: Any) -> torch.Tensor:
+        """`_Decoder.forward`'s inputs, then a list of its tensors in `_Decoder.weights` order."""
+        *decoder_inputs, weights = inputs
+        tensors = dict(zip(self.names, weights, strict=True))
+        return torch.func.functional_call(self._decoder, tensors, tuple(decoder_inputs))
 
 
 def build_draft(model: Any, path: Path) -> Path:
@@ -451,7 +447,7 @@ def build_check(model: Any, path: Path, count: int = DRAFT_TOKENS + 1) -> Path:
     with torch.no_grad():
         check = _CheckGraph(_Decoder(model, torch.float32, kernels=kernels_loaded()).eval())
         weights = [tensor.detach() for tensor in check._decoder.weights().values()]
-        return _package(check, (*_example(model, count), weights), ([None] * len(weights),), path, {})
+        return _package(check, (*_example(model, count), weights), ([None] * len(weights),), path, {}, varargs=True)
 
 
 def _example(model: Any, count: int) -> tuple:
@@ -466,13 +462,16 @@ def _example(model: Any, count: int) -> tuple:
             torch.empty(10 + count, dtype=torch.int8))
 
 
-def _package(module: nn.Module, example: tuple, extra_shapes: tuple, path: Path, options: dict) -> Path:
+def _package(
+    module: nn.Module, example: tuple, extra_shapes: tuple, path: Path, options: dict, *, varargs: bool = False
+) -> Path:
+    # ``varargs``: ``module.forward`` takes ``*inputs``, whose shapes export wants as one tuple.
     from torch.export import Dim, export
 
     layers = len(example[4])
     cache, span = Dim("capacity", min=4, max=_LONGEST), Dim("span", min=2, max=_LONGEST)
     shapes = (None, None, None, None, [{1: cache}] * layers, [{1: cache}] * layers, {0: span}, *extra_shapes)
-    program = export(module, example, dynamic_shapes=shapes)
+    program = export(module, example, dynamic_shapes=(shapes,) if varargs else shapes)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.pt2")  # builders may race
     torch._inductor.aoti_compile_and_package(program, package_path=str(partial), inductor_configs=options)
@@ -487,7 +486,7 @@ def build_kernels(path: Path) -> Path:
 
     from torch.utils.cpp_extension import include_paths, library_paths
 
-    compiler = next((c for c in (os.environ.get("CXX", "g++"), "g++", "clang++", "c++") if shutil.which(c)), None)
+    compiler = _compiler()
     if compiler is None:
         raise RuntimeError("no C++ compiler (g++) to build the fast decoding kernel")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -569,15 +568,6 @@ def release_free_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to do
         pass
-
-
-def _pick(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> int:
-    # As tune.decode.greedy_tokens: the repetition penalty over every token seen, then argmax.
-    scores = logits.to(torch.float32)
-    if penalty != 1.0:
-        penalised = torch.where(scores < 0, scores * penalty, scores / penalty)
-        scores = torch.where(seen, penalised, scores)
-    return int(scores.argmax())
 
 
 def _main(argv: list[str]) -> int:

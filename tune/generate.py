@@ -20,7 +20,7 @@ from tune.encode import render
 from tune.models import load_model
 
 logger = logging.getLogger(__name__)
-BUILD_TIMEOUT = 1800  # seconds for the fast path's draft build, far above the ~1 minute it takes
+BUILD_TIMEOUT = 1800  # seconds for the fast path's build, far above the ~2 minutes it takes
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ typedef float vec4 __attribute__((vector_size(16)));
 
 constexpr int64_t kLanes = 16;
 constexpr int64_t kAhead = 1024;  // floats prefetched ahead along a weight row: 4 KiB, measured
-constexpr int kRows = 2;          // weight rows per step (1 to 4 measured the same)
+constexpr int kRows = 2;          // weight rows per step: measured best (4 rows: 20-29 ms for 9 rows)
 constexpr int kMaxM = 16;
 
 inline vec16 load(const float* p) {
