@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from hybrid.errors import ConfigError
+from hybrid.limits import K_MAX, K_MIN, MAX_NEW_TOKENS
 from ingest import IngestConfig, IngestConfigError, SearchConfig
 from tune import TuneConfig, TuneConfigError
 
@@ -54,13 +55,13 @@ class Settings(BaseSettings):
         description="Adapter for answers: NAME, NAME@vN, a directory, 'none', or 'auto' "
         "(the active version of 'house' when one exists, else the base model alone).",
     )
-    k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
+    k: int = Field(5, ge=K_MIN, le=K_MAX, description="Passages retrieved per question.")
     min_score: float | None = Field(
         None,
         description="Refuse when the best passage scores below this cosine similarity; "
         "default: the threshold calibrated for the embedder (see docs/concepts/refusal.md).",
     )
-    max_new_tokens: int = Field(200, ge=1, le=2048, description="Longest generated answer, in tokens.")
+    max_new_tokens: int = Field(200, ge=1, le=MAX_NEW_TOKENS, description="Longest generated answer, in tokens.")
     fast_decode: Literal["auto", "on", "off"] = Field(
         "auto",
         description="Speculative decoding of greedy answers (tune.fastlm: an int8 draft compiled ahead of time, checked "
@@ -74,6 +75,13 @@ class Settings(BaseSettings):
     max_concurrent: int = Field(2, ge=1, le=64, description="Query, chat and search requests served at once; more wait in the queue.")
     max_queue: int = Field(16, ge=0, le=10_000, description="Requests that may wait for a slot; beyond that, 503 with Retry-After.")
     queue_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds a request may wait for a slot before a 503.")
+    stall_timeout: float = Field(
+        120.0,
+        gt=0,
+        le=86_400,
+        description="Seconds a reply may go without a new token (its prefill included) before GET /healthz says "
+        "'degraded' with a 503, so that a supervisor restarts a stuck server.",
+    )
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Chunking and embedding: ingest.IngestConfig.")
     tune: TuneConfig = Field(default_factory=TuneConfig, description="Default LoRA hyperparameters: tune.TuneConfig.")
     search: SearchConfig = Field(default_factory=SearchConfig, description="Retrieval: ingest.SearchConfig.")

@@ -22,6 +22,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
 from hybrid.config import load_settings
+from hybrid.limits import K_MAX, K_MIN
 from hybrid.pipeline import Pipeline
 
 
@@ -38,7 +39,7 @@ class HybridRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     pipeline: Pipeline
-    k: int = Field(5, ge=1, le=50)
+    k: int = Field(5, ge=K_MIN, le=K_MAX)
     sources: list[str] | None = None
     pages: tuple[int | None, int | None] | None = None
 

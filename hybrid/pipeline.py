@@ -23,20 +23,19 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import ingest
+import tune
 from hybrid import guidance, router
 from hybrid.answering import Plan, finish, refusal, with_usage
 from hybrid.config import DEFAULT_ADAPTER_NAME, Settings
 from hybrid.context import ContextAugment, record_context
 from hybrid.errors import BadRequestError, ConflictError, HybridError, NotFoundError
 from hybrid.grounding import house_sentences
+from hybrid.limits import K_MAX, K_MIN, MAX_QUESTION_CHARS
 from hybrid.prompt import build_messages, build_style_messages, neutralise
 from hybrid.records import Answer
 
-import ingest
-import tune
-
 logger = logging.getLogger("hybrid")
-MAX_QUESTION_CHARS = 4000
 # What ask does with an answer sentence that fails the grounding check.
 UNSUPPORTED_MODES = ("drop", "flag")
 # Candidates fetched per requested passage before documents about the query's names go first.
@@ -133,11 +132,13 @@ class Pipeline:
             return len(self.index())
 
     def close(self) -> None:
-        """Close the index and drop the loaded models."""
+        """Close the index and drop the loaded models; replies in progress stop at their next token."""
         with self._lock:
             if self._index is not None:
                 self._index.close()
                 self._index = None
+            for generator in self._generators.values():
+                generator.close()
             self._generators.clear()
 
     def base_model_dir(self, spec: str | None = None, progress: Callable[[str], None] | None = None) -> Path:
@@ -205,6 +206,13 @@ class Pipeline:
                 key = f"{folder.parent.name}@{folder.name}" if folder.parent.parent == self.settings.adapters_dir else adapter
             states[key] = getattr(generator, "fast_status", "off")
         return states
+
+    def stalled_seconds(self) -> float:
+        """The longest time any loaded generator has gone without a new token while making a
+        reply (0.0 when none is busy): ``/healthz`` turns degraded past a bound."""
+        with self._lock:
+            loaded = list(self._generators.values())
+        return max((generator.stalled_seconds() for generator in loaded), default=0.0)
 
     def house_sentences(self, adapter: tune.AdapterVersion | None) -> frozenset[str]:
         """The boilerplate ``adapter`` was taught (``hybrid.grounding.house_sentences``).
@@ -346,6 +354,7 @@ class Pipeline:
         strict: bool = False,
         unsupported: str = "drop",
         max_new_tokens: int | None = None,
+        cancel: threading.Event | None = None,
     ) -> Answer:
         """Answer ``question``: from retrieved passages with citations, or by rewriting text it supplies.
 
@@ -364,6 +373,8 @@ class Pipeline:
             unsupported: ``drop`` (default) leaves unsupported sentences out of the answer;
                 ``flag`` keeps them, and ``grounded`` is then False. ``sentences`` lists both.
             max_new_tokens: the longest reply, in tokens [default: the ``max_new_tokens`` setting].
+            cancel: set by another thread when nobody waits for the answer any more (the HTTP
+                client went away): generation stops at the next token and frees the model.
 
         Raises:
             BadRequestError: an empty or too long question, a bad ``k`` or ``unsupported``.
@@ -372,12 +383,12 @@ class Pipeline:
         plan = self._plan(question, k, adapter, allow_path, sources, pages, unsupported)
         if isinstance(plan, Answer):
             return plan
-        return self._answer(plan, strict, max_new_tokens or self.settings.max_new_tokens)
+        return self._answer(plan, strict, max_new_tokens or self.settings.max_new_tokens, cancel)
 
-    def _answer(self, plan: Plan, strict: bool, max_new_tokens: int) -> Answer:
+    def _answer(self, plan: Plan, strict: bool, max_new_tokens: int, cancel: threading.Event | None) -> Answer:
         """Generate the whole reply for ``plan``, then check and cite it."""
         started = time.perf_counter()
-        result = plan.generator.generate(plan.messages, max_new_tokens=max_new_tokens)
+        result = plan.generator.generate(plan.messages, max_new_tokens=max_new_tokens, cancel=cancel)
         answer = finish(plan, result.text, (time.perf_counter() - started) * 1000, strict)
         return with_usage(answer, result)
 
@@ -393,6 +404,7 @@ class Pipeline:
         strict: bool = False,
         unsupported: str = "drop",
         max_new_tokens: int | None = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[tuple[str, Any]]:
         """``ask``, yielding the reply's text as it is generated, then the finished answer.
 
@@ -406,25 +418,32 @@ class Pipeline:
 
         The request is checked, retrieval run and the model loaded when this is *called*, so
         every error of ``ask`` (``BadRequestError``, ``NotFoundError``...) raises here, before
-        the first item. Closing the iterator early stops the generation.
+        the first item. Closing the iterator early, or setting ``cancel`` (from any thread: a
+        server does when the client goes away), stops the generation at the next token. The
+        model is never held by the reader (see ``tune.Generator.stream``), so an iterator
+        abandoned half-read cannot keep it from other requests.
 
         Args: as for ``ask``.
         """
         plan = self._plan(question, k, adapter, allow_path, sources, pages, unsupported)
-        return self._stream(plan, strict, max_new_tokens or self.settings.max_new_tokens)
+        return self._stream(plan, strict, max_new_tokens or self.settings.max_new_tokens, cancel)
 
-    def _stream(self, plan: Plan | Answer, strict: bool, max_new_tokens: int) -> Iterator[tuple[str, Any]]:
+    def _stream(
+        self, plan: Plan | Answer, strict: bool, max_new_tokens: int, cancel: threading.Event | None
+    ) -> Iterator[tuple[str, Any]]:
         if isinstance(plan, Answer):
             yield "answer", plan
             return
         if strict:
-            yield "answer", self._answer(plan, strict, max_new_tokens)
+            yield "answer", self._answer(plan, strict, max_new_tokens, cancel)
             return
         started = time.perf_counter()
         pieces = []
-        for piece in plan.generator.stream(plan.messages, max_new_tokens=max_new_tokens):
+        for piece in plan.generator.stream(plan.messages, max_new_tokens=max_new_tokens, cancel=cancel):
             pieces.append(piece)
             yield "token", piece
+        if cancel is not None and cancel.is_set():
+            return  # nobody is reading any more: no answer to check
         yield "answer", finish(plan, "".join(pieces).strip(), (time.perf_counter() - started) * 1000, strict)
 
     def _plan(
@@ -728,8 +747,8 @@ def _checked_text(text: str, what: str) -> str:
 
 
 def _checked_k(k: int) -> int:
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 50:
-        raise BadRequestError(f"k must be a whole number from 1 to 50, got {k!r}")
+    if not isinstance(k, int) or isinstance(k, bool) or not K_MIN <= k <= K_MAX:
+        raise BadRequestError(f"k must be a whole number from {K_MIN} to {K_MAX}, got {k!r}")
     return k
 
 

@@ -25,12 +25,14 @@ from ingest.errors import (
 from ingest.manifest import read_manifest
 from ingest.pipeline import ingest_paths
 from ingest.remove import remove_documents
+from ingest.rank import MAX_PAGE
 from ingest.rerank import Reranker
 from ingest.records import Chunk, FileFailure, Hit, IngestProgress, IngestReport, Page
 from ingest.store import Index
 
 __all__ = [
     "DEFAULT_EMBEDDER",
+    "MAX_PAGE",
     "Chunk",
     "Embedder",
     "FileFailure",

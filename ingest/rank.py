@@ -11,6 +11,9 @@ from ingest.errors import SearchFilterError
 # The constant of reciprocal rank fusion (Cormack et al., 2009): a hit at rank r scores
 # 1 / (RRF_K + r), so the first few ranks of either list matter and the tail fades smoothly.
 RRF_K = 60
+# The largest page number a filter may name: far beyond any real PDF (ingest.max_pages is 5,000
+# by default), and far below the 2**63 at which SQLite's integers end.
+MAX_PAGE = 1_000_000
 
 
 def reciprocal_rank_fusion(
@@ -48,14 +51,14 @@ def check_pages(pages: tuple[int | None, int | None] | None) -> tuple[int | None
     """Validate a (first, last) page range; None means no range.
 
     Raises:
-        SearchFilterError: a page below 1, or first after last.
+        SearchFilterError: a page below 1 or above ``MAX_PAGE``, or first after last.
     """
     if pages is None:
         return (None, None)
     first, last = pages
     for page in (first, last):
-        if page is not None and (isinstance(page, bool) or not isinstance(page, int) or page < 1):
-            raise SearchFilterError(f"pages are numbered from 1; got the range {first}-{last}")
+        if page is not None and (isinstance(page, bool) or not isinstance(page, int) or not 1 <= page <= MAX_PAGE):
+            raise SearchFilterError(f"pages are numbered from 1 to at most {MAX_PAGE:,}; got the range {first}-{last}")
     if first is not None and last is not None and first > last:
         raise SearchFilterError(f"the page range {first}-{last} is empty: {first} is after {last}")
     return (first, last)

@@ -26,18 +26,19 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Path as PathParam, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from hybrid import HybridError, NotFoundError, Pipeline
+from serve import limits
 from serve.auth import require_admin_key, require_query_key
 from serve.deps import get_pipeline
 from serve.jobs import JOB_ID_RE, KEEP_FINISHED, JobQueue
-from serve import limits
-from serve.schemas import ErrorResponse
+from serve.schemas import STRICT, ErrorResponse
 
 ADAPTER_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # tune.registry's rule, checked again there
 VERSION = r"^v[1-9][0-9]{0,5}$"
@@ -99,7 +100,7 @@ class AdapterOut(BaseModel):
 
 
 class ActivateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     version: str = Field(pattern=VERSION, description="The version to activate, as vN.")
 

@@ -11,7 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from hybrid import Pipeline, Settings, __version__
 from serve.admin import router as admin_router
-from serve.concurrency import Gate, install_gate
+from serve.auth import QueryKeyFirst
+from serve.concurrency import GATED_PATHS, Gate, install_gate
 from serve.deps import get_settings
 from serve.errors import install_error_handlers
 from serve.limits import BodyLimit
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
         else:
             app.state.pipeline = pipeline
         app.state.gate = Gate.from_settings(resolved)
+        app.state.settings = resolved
         # Loading takes seconds (embedder, index, generator): off the event loop.
         await run_in_threadpool(app.state.pipeline.load)
         app.state.ready = True
@@ -55,9 +57,15 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
     if settings is not None:
         app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
-    app.add_middleware(BodyLimit)  # 413 before a large body is read
+    # Middleware added later wraps what was added before. A gated request passes, from the
+    # outside in: metrics (counts every answer, the gate's 503s included), the body's size and
+    # time limits, the key check, then the gate, which reads the whole body before it takes a
+    # slot: no slot for a request without a key or with a body still on its way.
     install_gate(app)
-    install_metrics(app)  # after the gate: outside it, so the gate's 503s are counted
+    app.state.settings = None
+    app.add_middleware(QueryKeyFirst, get_settings=lambda: app.state.settings, paths=GATED_PATHS)
+    app.add_middleware(BodyLimit)  # 413 before a large body is read, 408 for one that stalls
+    install_metrics(app)
     app.include_router(router)
     app.include_router(v1)
     app.include_router(admin_router)

@@ -22,10 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hybrid import Settings
-
 from serve.errors import error_response
 
 # Routes whose handlers embed, retrieve or generate; everything else (health, metrics, the web
@@ -162,6 +161,11 @@ class Gate:
 class GateMiddleware:
     """Runs gated requests through the gate; the others (and all before start-up) straight through.
 
+    A gated request's whole body is read before it may take a slot or a place in the queue, so
+    a client that sends its body slowly, or never finishes it, holds neither
+    (``serve.limits.BodyLimit``, outside this middleware, times the reading out). The keys are
+    checked before that (``serve.auth.QueryKeyFirst``, further out still).
+
     Args:
         get_gate: the gate, or None while there is none (it is built from the settings when
             the app starts, after the middleware stack).
@@ -177,6 +181,9 @@ class GateMiddleware:
         if gate is None or scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
+        body = await _read_body(receive)
+        if body is None:  # the client left before its body was complete
+            return
         try:
             waited = await gate.acquire()
         except Overloaded as exc:
@@ -186,9 +193,36 @@ class GateMiddleware:
         scope.setdefault("state", {})["queue_wait_s"] = waited
         started = time.monotonic()
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, _replay(body, receive), send)
         finally:
             gate.release(time.monotonic() - started)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None when the client disconnected first."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the app the body already read, then the real messages
+    (a disconnect, which streaming responses listen for)."""
+    pending = True
+
+    async def replayed() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
 
 
 def install_gate(app: FastAPI) -> None:

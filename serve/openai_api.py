@@ -13,21 +13,23 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, Field, field_validator, model_validator
+from starlette.concurrency import run_in_threadpool
 
 from hybrid import Answer, HybridError, NotFoundError, Pipeline
+from hybrid.limits import K_MAX, K_MIN, MAX_NEW_TOKENS
 from serve.auth import require_query_key
 from serve.deps import get_pipeline
-from serve.routes import SSE_HEADERS
-from serve.schemas import ADAPTER_REF, MAX_TEXT, ErrorResponse, Filters
+from serve.schemas import ADAPTER_REF, MAX_TEXT, STRICT, ErrorResponse, Filters
+from serve.streams import EventStream, run_watched
 
 openai_router = APIRouter(prefix="/v1", dependencies=[Depends(require_query_key)], tags=["openai"])
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
@@ -42,22 +44,49 @@ CHAT_RESPONSES = {
 }
 BASE_MODEL = "base"
 EXTRA_FIELDS = ("citations", "route", "grounded", "adapter", "reason")
-# Upper bound on max_tokens: the longest reply any supported model is asked for, in tokens.
-MAX_TOKENS = 2048
+MAX_TOKENS = MAX_NEW_TOKENS
+# OpenAI's own request fields that greedy answers from documents have no use for: accepted, so
+# that every OpenAI client works unchanged, and ignored. Any other unknown field is a 422, as on
+# every route (serve.schemas.STRICT).
+IGNORED_FIELDS = frozenset({
+    "audio", "frequency_penalty", "function_call", "logit_bias", "logprobs", "metadata", "modalities",
+    "parallel_tool_calls", "prediction", "presence_penalty", "prompt_cache_key", "prompt_cache_retention",
+    "reasoning_effort", "safety_identifier", "seed", "service_tier", "stop", "store", "tool_choice",
+    "top_logprobs", "top_p", "user", "verbosity", "web_search_options",
+})
+# The same for a message's fields beside role and content.
+IGNORED_MESSAGE_FIELDS = frozenset({"name", "tool_calls", "tool_call_id", "refusal", "audio", "function_call"})
+
+
+def _known_fields(value: Any, model: type[BaseModel], ignored: frozenset[str]) -> Any:
+    """``value`` without the ignored fields; ValueError naming any field neither known nor ignored."""
+    if not isinstance(value, dict):
+        return value
+    unknown = sorted(set(value) - set(model.model_fields) - ignored)
+    if unknown:
+        raise ValueError(f"unknown field(s): {', '.join(unknown)}")
+    return {key: item for key, item in value.items() if key not in ignored}
 
 
 class TextPart(BaseModel):
     """One part of a message's content; only text parts are understood."""
+
+    model_config = STRICT
 
     type: Literal["text"]
     text: str
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # name, tool_call_id...: accepted, unused
+    model_config = STRICT
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fields(cls, value: Any) -> Any:
+        return _known_fields(value, cls, IGNORED_MESSAGE_FIELDS)
 
     @property
     def text(self) -> str:
@@ -67,24 +96,32 @@ class ChatMessage(BaseModel):
 
 
 class StreamOptions(BaseModel):
+    model_config = STRICT
+
     include_usage: bool = False
 
 
 class ResponseFormat(BaseModel):
     """Only plain text replies: the answer is prose with citation markers."""
 
+    model_config = STRICT
+
     type: Literal["text"]
 
 
 class ChatRequest(Filters):
-    """OpenAI's chat request. Fields that OpenAI clients send and greedy decoding cannot use
-    (``temperature``, ``top_p``, penalties, ``seed``, ``stop``, ``user``) are ignored.
+    """OpenAI's chat request. OpenAI's other fields, which greedy answers from documents cannot
+    use (``top_p``, penalties, ``seed``, ``stop``, ``user``...), are accepted and ignored; a field
+    that neither OpenAI nor this server defines is a 422.
 
     Beyond OpenAI's fields (``extra_body`` in the clients): ``k``, ``strict``, ``unsupported``
     and the filters ``sources``, ``page_from``, ``page_to``, as in ``POST /v1/query``.
     """
 
-    model_config = ConfigDict(extra="ignore")
+    @model_validator(mode="before")
+    @classmethod
+    def _fields(cls, value: Any) -> Any:
+        return _known_fields(value, cls, IGNORED_FIELDS)
 
     model: str = Field(pattern=f"{ADAPTER_REF}", description="'base', NAME or NAME@vN (GET /v1/models lists them).")
     messages: list[ChatMessage] = Field(min_length=1, max_length=200)
@@ -94,7 +131,7 @@ class ChatRequest(Filters):
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     temperature: float | None = Field(None, ge=0, le=2)
     n: int = Field(1, ge=1, le=1, description="Only one choice per request.")
-    k: int | None = Field(None, ge=1, le=50, description="Passages to retrieve [default: 5].")
+    k: int | None = Field(None, ge=K_MIN, le=K_MAX, description="Passages to retrieve [default: 5].")
     strict: bool = Field(False, description="Refuse rather than answer with an unsupported sentence.")
     unsupported: Literal["drop", "flag"] = Field("drop", description="Drop unsupported sentences, or flag them.")
 
@@ -148,24 +185,32 @@ def list_models(pipeline: PipelineDep) -> dict:
 
 
 @openai_router.post("/chat/completions", responses=CHAT_RESPONSES)
-def chat_completions(body: ChatRequest, pipeline: PipelineDep) -> Any:
-    """Answer the last user message; with ``stream`` as server-sent ``chat.completion.chunk`` events."""
-    version = pipeline.resolve_adapter(_adapter(pipeline, body.model), allow_path=False)
+async def chat_completions(body: ChatRequest, pipeline: PipelineDep, request: Request) -> Any:
+    """Answer the last user message; with ``stream`` as server-sent ``chat.completion.chunk`` events.
+
+    A client that goes away stops its generation at the next token (``serve.streams``).
+    """
+    version = await run_in_threadpool(pipeline.resolve_adapter, _adapter(pipeline, body.model), allow_path=False)
     # The version resolved once: an activation during the request changes neither answer nor label.
     adapter, model = (version.ref, version.ref) if version is not None else ("none", BASE_MODEL)
     reply = _Reply(model, lambda answer: _usage(pipeline, version, body.question, answer))
+    cancel = threading.Event()
+    args = {**body.ask_args(adapter), "cancel": cancel}
     if not body.stream:
-        answer = pipeline.ask(body.question, **body.ask_args(adapter))
+        answer = await run_watched(request, cancel, pipeline.ask, body.question, **args)
         return reply.completion(answer)
-    events = pipeline.ask_stream(body.question, **body.ask_args(adapter))
-    # Pull the first event here, so that an error before any text is a plain JSON error response.
-    first = next(events)
+
+    def start() -> tuple[Iterator[tuple[str, Any]], tuple[str, Any] | None]:
+        # The first event is pulled before the response starts, so that an error before any
+        # text is a plain JSON error response.
+        events = pipeline.ask_stream(body.question, **args)
+        return events, next(events, None)  # None: cancelled before the first token
+
+    events, first = await run_watched(request, cancel, start)
+    if first is None:  # the client is gone; nobody reads this
+        return Response(status_code=499)
     include_usage = body.stream_options is not None and body.stream_options.include_usage
-    return StreamingResponse(
-        reply.chunks(first, events, include_usage),
-        media_type="text/event-stream",
-        headers=SSE_HEADERS,
-    )
+    return EventStream(reply.chunks(first, events, include_usage), cancel)
 
 
 class _Reply:

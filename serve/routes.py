@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from hybrid import HybridError, Pipeline
 from serve.auth import require_query_key
 from serve.deps import get_pipeline
 from serve.schemas import ErrorResponse, QueryRequest, QueryResponse, SearchRequest, SearchResponse
+from serve.streams import EventStream, run_watched
 
 logger = logging.getLogger("hybrid.serve")
 router = APIRouter()
@@ -25,14 +27,22 @@ ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 42
 
 @router.get("/healthz")
 def healthz(request: Request) -> JSONResponse:
-    """200 once the models and the index are loaded, 503 before.
+    """200 ``ok`` once the models and the index are loaded; 503 ``loading`` before, and 503
+    ``degraded`` while a reply has gone longer than the ``stall_timeout`` setting without a new
+    token (a supervisor should restart the server then).
 
     ``fast_decode`` tells, per loaded generator (base model, or base model + adapter folder),
     whether greedy answers use the compiled speculative path yet (see `tune.Generator.start_fast`).
     """
-    if getattr(request.app.state, "ready", False):
-        return JSONResponse({"status": "ok", "fast_decode": request.app.state.pipeline.fast_decode_status()})
-    return JSONResponse({"status": "loading"}, status_code=503)
+    if not getattr(request.app.state, "ready", False):
+        return JSONResponse({"status": "loading"}, status_code=503)
+    pipeline = request.app.state.pipeline
+    body = {"status": "ok", "fast_decode": pipeline.fast_decode_status()}
+    stalled, bound = pipeline.stalled_seconds(), request.app.state.settings.stall_timeout
+    if stalled > bound:
+        reason = f"a reply has made no progress for {stalled:.0f} s (stall_timeout {bound:g} s)"
+        return JSONResponse({**body, "status": "degraded", "reason": reason}, status_code=503)
+    return JSONResponse(body)
 
 
 @v1.post("/search", response_model=SearchResponse, responses=ERRORS)
@@ -52,15 +62,17 @@ QUERY_RESPONSES = {
 
 
 @v1.post("/query", response_model=QueryResponse, responses=QUERY_RESPONSES)
-def query(body: QueryRequest, pipeline: PipelineDep, request: Request) -> Any:
+async def query(body: QueryRequest, pipeline: PipelineDep, request: Request) -> Any:
     """A cited answer, a rewrite of text the request supplies, or a refusal when the documents
     do not cover the question.
 
     With ``"stream": true`` the reply is ``text/event-stream``: ``data: {"token": str}`` as the
     model generates, then ``data: {"answer": {...}}`` (the non-streaming JSON, after the
     grounding check) and ``data: [DONE]``. A bad request is still a 4xx JSON error: the request
-    is checked, and retrieval run, before the stream starts.
+    is checked, and retrieval run, before the stream starts. A client that goes away stops its
+    generation at the next token, streamed or not (``serve.streams``).
     """
+    cancel = threading.Event()
     options = {
         "k": body.k,
         "adapter": body.adapter,
@@ -69,17 +81,14 @@ def query(body: QueryRequest, pipeline: PipelineDep, request: Request) -> Any:
         "pages": body.pages,
         "strict": body.strict,
         "unsupported": body.unsupported,
+        "cancel": cancel,
     }
     if body.stream:
-        events = pipeline.ask_stream(body.question, **options)
-        return StreamingResponse(_query_events(events), media_type="text/event-stream", headers=SSE_HEADERS)
-    answer = pipeline.ask(body.question, **options)
+        events = await run_watched(request, cancel, pipeline.ask_stream, body.question, **options)
+        return EventStream(_query_events(events), cancel)
+    answer = await run_watched(request, cancel, pipeline.ask, body.question, **options)
     request.state.completion_tokens = answer.completion_tokens  # for /metrics (serve.metrics)
     return answer.to_dict()
-
-
-# Proxies (nginx) buffer responses unless told not to; a buffered stream arrives all at once.
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def _query_events(events: Iterator[tuple[str, Any]]) -> Iterator[str]:

@@ -1,4 +1,9 @@
-"""Request and response bodies of the HTTP API (the same JSON as the CLI's ``--json``)."""
+"""Request and response bodies of the HTTP API (the same JSON as the CLI's ``--json``).
+
+Every request body follows one policy (``STRICT``): an unknown field is a 422, and types are
+strict: ``"5"`` or ``true`` is not a number, ``"yes"`` or ``1`` not a boolean. Every number is
+bounded (``hybrid.limits``) before it reaches the index or the model.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,17 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-MAX_TEXT = 4000
+from hybrid.limits import K_MAX, K_MIN, MAX_PAGE, MAX_QUESTION_CHARS
+
+MAX_TEXT = MAX_QUESTION_CHARS
+STRICT = ConfigDict(extra="forbid", strict=True)
 ADAPTER_REF = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(@v[0-9]{1,6})?$"
 
 
 class Filters(BaseModel):
     """Optional restrictions on which passages may be retrieved."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     sources: list[Annotated[str, Field(min_length=1, max_length=500)]] | None = Field(
         None,
@@ -21,8 +29,8 @@ class Filters(BaseModel):
         max_length=100,
         description="Only documents matching one of these paths, file names or globs ('*2023 Q3*').",
     )
-    page_from: int | None = Field(None, ge=1, description="Only pages from this one on (1-based).")
-    page_to: int | None = Field(None, ge=1, description="Only pages up to this one (inclusive).")
+    page_from: int | None = Field(None, ge=1, le=MAX_PAGE, description="Only pages from this one on (1-based).")
+    page_to: int | None = Field(None, ge=1, le=MAX_PAGE, description="Only pages up to this one (inclusive).")
 
     @model_validator(mode="after")
     def _range(self) -> Filters:
@@ -37,12 +45,12 @@ class Filters(BaseModel):
 
 class SearchRequest(Filters):
     query: str = Field(min_length=1, max_length=MAX_TEXT, description="Text to search for.")
-    k: int | None = Field(None, ge=1, le=50, description="Passages to return [default: 5].")
+    k: int | None = Field(None, ge=K_MIN, le=K_MAX, description="Passages to return [default: 5].")
 
 
 class QueryRequest(Filters):
     question: str = Field(min_length=1, max_length=MAX_TEXT, description="The question to answer.")
-    k: int | None = Field(None, ge=1, le=50, description="Passages to retrieve [default: 5].")
+    k: int | None = Field(None, ge=K_MIN, le=K_MAX, description="Passages to retrieve [default: 5].")
     # Names only: a request never names a file-system path.
     adapter: str | None = Field(
         None, pattern=ADAPTER_REF, description="NAME, NAME@vN or 'none' [default: the server's adapter]."

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import collections.abc
 import logging
+import queue
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers.generation.streamers import BaseStreamer
 
 from tune.decode import greedy_tokens
 from tune.encode import render
@@ -21,6 +24,10 @@ from tune.models import load_model
 
 logger = logging.getLogger(__name__)
 BUILD_TIMEOUT = 1800  # seconds for the fast path's build, far above the ~2 minutes it takes
+# How often a reply waiting for the model looks whether it was cancelled meanwhile, in seconds.
+LOCK_POLL_S = 0.1
+_END = object()  # ends a stream's queue of pieces
+_Tokens = collections.abc.Generator[tuple[int, float], None, None]  # (token id, seconds since the last)
 
 
 @dataclass(frozen=True)
@@ -43,13 +50,38 @@ class GenerationResult:
 
 
 class _Cancelled(StoppingCriteria):
-    """Stops a streaming generation whose reader went away."""
+    """Stops a sampled generation once ``stop()`` is true (its reader went away)."""
 
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
+    def __init__(self, stop: Callable[[], bool]) -> None:
+        self.stop = stop
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+        return torch.full((input_ids.shape[0],), self.stop(), dtype=torch.bool, device=input_ids.device)
+
+
+class _TokenSink(BaseStreamer):
+    """Hands each token `generate` samples to ``emit``, up to and including the first stop
+    token (the model did produce it), nothing after it; the prompt, which `generate` passes
+    first, is skipped."""
+
+    def __init__(self, emit: Callable[[int], None], stop_ids: Sequence[int]) -> None:
+        self.emit = emit
+        self.stop_ids = set(stop_ids)
+        self.prompt_seen = False
+        self.stopped = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        for token in value.reshape(-1).tolist():
+            if self.stopped:
+                return
+            self.emit(token)
+            self.stopped = token in self.stop_ids
+
+    def end(self) -> None:
+        pass
 
 
 class Generator:
@@ -67,6 +99,9 @@ class Generator:
         self.adapter_dir = adapter_dir
         # generate() on one model from several threads interleaves its caches; serialise instead.
         self._lock = threading.Lock()
+        self._busy_since: float | None = None  # time.monotonic() when the reply now made took the model
+        self._progress_at = 0.0  # time.monotonic() of that reply's latest token
+        self._closed = threading.Event()  # set by close(): every reply stops
         self._stop_ids = _stop_token_ids(tokenizer)
         self._fast: Any = None  # a tune.fastlm.SpeculativeDecoder once `start_fast` is done
         self.fast_status = "off"
@@ -153,6 +188,22 @@ class Generator:
         """Tokens in ``text`` without any template or special tokens."""
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def close(self) -> None:
+        """Stop the replies in progress at their next token, and every later one before it
+        starts (a server shutting down); the generator is not to be used after this."""
+        self._closed.set()
+
+    def stalled_seconds(self) -> float:
+        """Seconds the reply being generated has gone without a new token; 0.0 when none is.
+
+        The prefill counts as one step, so a long prompt on a slow machine shows here as a few
+        seconds without progress. A server reports itself degraded past a bound (``/healthz``).
+        """
+        since = self._busy_since
+        if since is None:
+            return 0.0
+        return max(0.0, time.monotonic() - max(since, self._progress_at))
+
     def generate(
         self,
         messages: Sequence[dict],
@@ -160,6 +211,7 @@ class Generator:
         max_new_tokens: int = 256,
         temperature: float = 0.0,
         repetition_penalty: float = 1.1,
+        cancel: threading.Event | None = None,
     ) -> GenerationResult:
         """Reply to a conversation; greedy when ``temperature`` is 0, stops at the end-of-turn token.
 
@@ -171,20 +223,15 @@ class Generator:
             max_new_tokens: the longest reply, in tokens.
             temperature: 0 for deterministic greedy decoding, above 0 to sample.
             repetition_penalty: >1 discourages the loops small models fall into.
+            cancel: once set (by another thread), generation stops at the next token and the
+                reply is what was made so far; set before the model came free, nothing is made.
         """
         inputs = self._inputs(messages)
         prompt_tokens = int(inputs["input_ids"].shape[1])
         started = time.perf_counter()
-        if temperature == 0:
-            completion, first = [], 0.0
-            with self._lock, torch.inference_mode():
-                for token, seconds in self._greedy(inputs, max_new_tokens, repetition_penalty):
-                    completion.append(token)
-                    first = first or seconds
-        else:  # sampling keeps generate(), whose top-k/top-p defaults the model's config may set
-            with self._lock, torch.inference_mode():
-                output = self.model.generate(**inputs, **self._options(max_new_tokens, temperature, repetition_penalty))
-            completion, first = _up_to_stop(output[0, prompt_tokens:].tolist(), self._stop_ids), 0.0
+        completion: list[int] = []
+        stop = cancel.is_set if cancel is not None else _never
+        first = self._produce(inputs, max_new_tokens, temperature, repetition_penalty, stop, completion.append)
         seconds = time.perf_counter() - started
         text = self.tokenizer.decode(completion, skip_special_tokens=True).strip()
         return GenerationResult(text, prompt_tokens, len(completion), seconds, first)
@@ -196,55 +243,126 @@ class Generator:
         max_new_tokens: int = 256,
         temperature: float = 0.0,
         repetition_penalty: float = 1.1,
+        cancel: threading.Event | None = None,
     ) -> Iterator[str]:
         """Like `generate`, yielding pieces of text as they are produced.
 
-        Closing the iterator early stops the generation at the next token.
+        The reply is made in a worker thread that holds the model and hands pieces over a queue;
+        the reader never holds the model itself. So a reader that stops reading (a client gone
+        mid-stream whose iterator is never closed) cannot keep the model from other requests:
+        the worker ends at ``max_new_tokens`` at the latest. Closing the iterator, or setting
+        ``cancel``, stops the worker at the next token.
+
+        The pieces join to exactly the text `generate` returns, before stripping: after each
+        token the whole reply so far is decoded and what it added is sent, holding back a tail
+        that ends in a partial UTF-8 character (U+FFFD) until the next token completes it.
         """
-        if temperature == 0:
-            yield from self._stream_greedy(messages, max_new_tokens, repetition_penalty)
-            return
         inputs = self._inputs(messages)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
-        cancelled = threading.Event()
-        options = self._options(max_new_tokens, temperature, repetition_penalty)
-        options["stopping_criteria"] = StoppingCriteriaList([_Cancelled(cancelled)])
-        failure: list[BaseException] = []
+        closed = threading.Event()  # the reader stopped reading
+
+        def stop() -> bool:
+            return closed.is_set() or (cancel is not None and cancel.is_set())
+
+        pieces: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        tokens: list[int] = []
+        sent = ""
+
+        def emit(token: int) -> None:
+            nonlocal sent
+            tokens.append(token)
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True).lstrip()
+            if not text.endswith("\ufffd") and len(text) > len(sent):
+                pieces.put(text[len(sent) :])
+                sent = text
 
         def run() -> None:
             try:
-                with torch.inference_mode():
-                    self.model.generate(**inputs, **options, streamer=streamer)
-            except BaseException as exc:  # re-raised in the reader's thread below
-                failure.append(exc)
-                streamer.end()
-
-        with self._lock:
-            worker = threading.Thread(target=run, name="tune-stream", daemon=True)
-            worker.start()
-            try:
-                first = True
-                for piece in streamer:
-                    if first:
-                        piece, first = piece.lstrip(), not piece.strip()
-                    if piece:
-                        yield piece
+                self._produce(inputs, max_new_tokens, temperature, repetition_penalty, stop, emit)
+                text = self.tokenizer.decode(tokens, skip_special_tokens=True).lstrip()
+                if len(text) > len(sent) and not stop():  # a reply that ends mid-character
+                    pieces.put(text[len(sent) :])
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the reader's thread
+                pieces.put(exc)
             finally:
-                cancelled.set()
-                worker.join()
-        if failure:
-            raise failure[0]
+                pieces.put(_END)
+
+        threading.Thread(target=run, name="tune-stream", daemon=True).start()
+        try:
+            while (item := pieces.get()) is not _END:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            closed.set()  # the worker stops at its next token; nothing waits for it here
+
+    def _produce(
+        self,
+        inputs: dict[str, torch.Tensor],
+        max_new_tokens: int,
+        temperature: float,
+        repetition_penalty: float,
+        cancelled: Callable[[], bool],
+        emit: Callable[[int], None],
+    ) -> float:
+        """Make one reply, calling ``emit`` with each token id; returns the prefill's seconds.
+
+        The model is held for the whole reply, inside this one call: never across a ``yield``
+        to code outside, so no reader can keep it. Waiting for the model and decoding both end
+        once ``cancelled()`` is true, or the generator is closed.
+        """
+
+        def stop() -> bool:
+            return self._closed.is_set() or cancelled()
+
+        def step(token: int) -> None:
+            self._progress_at = time.monotonic()
+            emit(token)
+
+        if not self._acquire(stop):
+            return 0.0
+        first = 0.0
+        try:
+            self._busy_since = self._progress_at = time.monotonic()
+            with torch.inference_mode():
+                if temperature == 0:
+                    tokens = self._greedy(inputs, max_new_tokens, repetition_penalty)
+                    try:
+                        for token, seconds in tokens:
+                            first = first or seconds
+                            step(token)
+                            if stop():
+                                break
+                    finally:
+                        tokens.close()
+                else:  # sampling keeps generate(), whose top-k/top-p defaults the model's config may set
+                    options = self._options(max_new_tokens, temperature, repetition_penalty)
+                    options["stopping_criteria"] = StoppingCriteriaList([_Cancelled(stop)])
+                    self.model.generate(**inputs, **options, streamer=_TokenSink(step, self._stop_ids))
+        finally:
+            self._busy_since = None
+            self._lock.release()
+        return first
+
+    def _acquire(self, stop: Callable[[], bool]) -> bool:
+        """Take the model, or give up (False) once ``stop()`` is true while waiting for it."""
+        while not self._lock.acquire(timeout=LOCK_POLL_S):
+            if stop():
+                return False
+        if stop():
+            self._lock.release()
+            return False
+        return True
 
     def _greedy(
         self, inputs: dict[str, torch.Tensor], max_new_tokens: int, repetition_penalty: float
-    ) -> Iterator[tuple[int, float]]:
+    ) -> _Tokens:
         options = {"max_new_tokens": max_new_tokens, "stop_ids": self._stop_ids, "repetition_penalty": repetition_penalty}
         fast = self._fast
         if fast is None:
             return greedy_tokens(self.model, inputs["input_ids"], **options)
         return self._fast_tokens(fast, inputs["input_ids"], options)
 
-    def _fast_tokens(self, fast: Any, input_ids: torch.Tensor, options: dict[str, Any]) -> Iterator[tuple[int, float]]:
+    def _fast_tokens(self, fast: Any, input_ids: torch.Tensor, options: dict[str, Any]) -> _Tokens:
         # A failure of the compiled path before the first token falls back to the plain loop
         # (and turns the fast path off); after it, the reply cannot be restarted unseen.
         produced = 0
@@ -259,24 +377,6 @@ class Generator:
             self.fast_status = f"failed: {type(exc).__name__}: {exc}"[:300]
             logger.warning("fast decoding off after a failure: %s", self.fast_status)
             yield from greedy_tokens(self.model, input_ids, **options)
-
-    def _stream_greedy(self, messages: Sequence[dict], max_new_tokens: int, repetition_penalty: float) -> Iterator[str]:
-        # Decode the whole reply so far after each token and yield what it added, holding back
-        # a tail that ends in a partial UTF-8 character (U+FFFD) until the next token completes
-        # it; the pieces then join to exactly the text `generate` returns, before stripping.
-        inputs = self._inputs(messages)
-        tokens: list[int] = []
-        sent = ""
-        with self._lock, torch.inference_mode():
-            for token, _ in self._greedy(inputs, max_new_tokens, repetition_penalty):
-                tokens.append(token)
-                text = self.tokenizer.decode(tokens, skip_special_tokens=True).lstrip()
-                if text.endswith("\ufffd") or len(text) <= len(sent):
-                    continue
-                piece, sent = text[len(sent) :], text
-                yield piece
-        if tokens and len(text) > len(sent):  # a reply that ends mid-character
-            yield text[len(sent) :]
 
     def _inputs(self, messages: Sequence[dict]) -> dict[str, torch.Tensor]:
         text = render(self.tokenizer, messages, add_generation_prompt=True)
@@ -323,9 +423,5 @@ def _stop_token_ids(tokenizer: Any) -> list[int]:
     return ids
 
 
-def _up_to_stop(tokens: list[int], stop_ids: list[int]) -> list[int]:
-    # Count the stop token (the model did produce it) but nothing after it (padding).
-    for index, token in enumerate(tokens):
-        if token in stop_ids:
-            return tokens[: index + 1]
-    return tokens
+def _never() -> bool:
+    return False

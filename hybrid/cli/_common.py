@@ -14,6 +14,7 @@ import click
 
 from hybrid.config import Settings, load_settings
 from hybrid.errors import ConfigError, HybridError
+from hybrid.limits import K_MAX, K_MIN
 
 # Exit codes of the contract.
 OK, FAILURE, USAGE, PARTIAL = 0, 1, 2, 3
@@ -25,7 +26,7 @@ index_option = click.option(
 allow_download_option = click.option(
     "--allow-download", is_flag=True, default=None, help="Let model loading reach a model hub (default: offline)."
 )
-k_option = click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="Passages to retrieve [default: 5].")
+k_option = click.option("-k", "k", type=click.IntRange(K_MIN, K_MAX), default=None, help="Passages to retrieve [default: 5].")
 def _absolute_paths(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
     # Sources are stored as absolute paths: a relative path that exists here is made absolute.
     return tuple(str(Path(v).resolve()) if os.sep in v and Path(v).exists() else v for v in values)

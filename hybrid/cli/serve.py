@@ -42,10 +42,8 @@ def serve(
         )
     if keys[0] is not None and keys[1] is None:
         log("admin routes are closed (adapter activation, uploads): set HYBRID_ADMIN_KEY to open them")
-    import uvicorn
-
     from hybrid.pipeline import Pipeline
-    from serve import create_app
+    from serve import create_app, run
 
     log(f"loading models (index {settings.index_dir})")
     pipeline = Pipeline(settings)
@@ -55,7 +53,7 @@ def serve(
     log(f"serving on {url}")
     if as_json:
         click.echo(json.dumps({"status": "ready", "url": url}))
-    uvicorn.run(create_app(settings, pipeline=pipeline), host=host, port=port, log_config=_logs_to_stderr())
+    run(create_app(settings, pipeline=pipeline), host, port, log_config=_logs_to_stderr())
     return 0
 
 

@@ -201,15 +201,15 @@ def test_an_upload_file_name_never_becomes_a_path(client, home, tmp_path) -> Non
 
 
 def _serve(monkeypatch, *args: str, **env: str):
-    """Run `hybrid serve` in-process with uvicorn and model loading stubbed out."""
-    import uvicorn
+    """Run `hybrid serve` in-process with the server and model loading stubbed out."""
+    import serve
 
     from hybrid.cli import main
     from hybrid.pipeline import Pipeline
 
     started: list[str] = []
     monkeypatch.setattr(Pipeline, "load", lambda self, adapter=None: None)
-    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **kw: started.append(host))
+    monkeypatch.setattr(serve, "run", lambda app, host, port, **kw: started.append(host))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return CliRunner().invoke(main, ["serve", *args]), started

@@ -85,6 +85,6 @@ def test_streaming_holds_back_a_split_character(tiny_model_dir, monkeypatch) -> 
     generator = Generator.load(tiny_model_dir)
     tokenizer = generator.tokenizer
     texts = {(): "", (1,): "Hi \ufffd", (1, 2): "Hi é", (1, 2, 3): "Hi é ok"}
-    monkeypatch.setattr(generator, "_greedy", lambda *a: iter([(1, 0.1), (2, 0.1), (3, 0.1)]))
+    monkeypatch.setattr(generator, "_greedy", lambda *a: (item for item in [(1, 0.1), (2, 0.1), (3, 0.1)]))
     monkeypatch.setattr(tokenizer, "decode", lambda ids, **k: texts[tuple(ids)])
     assert list(generator.stream(QUESTIONS[0], max_new_tokens=3)) == ["Hi é", " ok"]
