@@ -4,10 +4,10 @@
     .venv/bin/python bench/retrieval.py --corpus ../shared/data/pdfs/sec10q \
         --qa ../shared/data/qa/sec10q_qna.csv
 
-The QA file is a CSV with a question column (``Question``/``question``), a gold-document column
-of file-name globs (``Source Docs``/``source``: ``*2023 Q3 AAPL*``, several separated by commas),
-and optionally a gold-page column (``Source Pages``/``pages``/``page``: ``12`` or ``12;14``, or
-``name.pdf:12`` to tie a page to one document). A question is a hit at k when one of its top-k
+The QA file is read by ``hybrid.qa.read_qa`` (as ``hybrid eval`` reads it): CSV or JSONL with a
+question, a gold answer, the gold documents (file names or globs: ``*2023 Q3 AAPL*``, several
+separated by commas) and optionally gold pages (``12`` or ``12;14``, or ``name.pdf:12`` to tie
+a page to one document). A question is a hit at k when one of its top-k
 passages comes from a gold document (doc level) or from a gold page of one (page level).
 
 Without a gold-page column, page labels are derived from the answers: for a question with one
@@ -26,134 +26,24 @@ and reused, so a second run only queries.
 from __future__ import annotations
 
 import argparse
-import csv
-import fnmatch
 import hashlib
 import json
-import re
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-_WORD = re.compile(r"[a-z0-9][a-z0-9.,%$-]*[a-z0-9%]|[a-z0-9]")
-_COMMON = frozenset(
-    "the a an and or of to in on for by with as at from is are was were be been that this these "
-    "those it its their which what how has have had not no than over per into during based "
-    "provided documents document company quarter quarters report reported".split()
-)
+from hybrid.qa import QAItem, is_gold, label_pages, read_qa  # noqa: E402
 
-
-@dataclass
-class Question:
-    text: str
-    globs: list[str]
-    answer: str = ""
-    kind: str = ""  # the "Question Type" column, if any
-    pages: dict[str, set[int]] = field(default_factory=dict)  # glob or "*" -> gold pages
-
-
-def read_questions(path: Path) -> list[Question]:
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise SystemExit(f"{path} has no rows")
-    q_col = _column(rows[0], "question")
-    s_col = _column(rows[0], "source docs", "source", "sources", "document", "doc")
-    p_col = _column(rows[0], "source pages", "pages", "page", "gold pages", required=False)
-    a_col = _column(rows[0], "answer", required=False)
-    t_col = _column(rows[0], "question type", "type", required=False)
-    questions = []
-    for row in rows:
-        text, docs = (row.get(q_col) or "").strip(), row.get(s_col) or ""
-        globs = [g.strip() for g in re.split(r"[,;]", docs) if g.strip()]
-        if not text or not globs:
-            continue
-        question = Question(
-            text,
-            globs,
-            (row.get(a_col) or "") if a_col else "",
-            (row.get(t_col) or "") if t_col else "",
-        )
-        if p_col and (row.get(p_col) or "").strip():
-            question.pages = _parse_pages(row[p_col])
-        questions.append(question)
-    return questions
-
-
-def _column(row: dict, *names: str, required: bool = True) -> str | None:
-    lowered = {key.strip().lower(): key for key in row}
-    for name in names:
-        if name in lowered:
-            return lowered[name]
-    if required:
-        raise SystemExit(f"the QA file needs a column named one of {names}; it has {list(row)}")
-    return None
-
-
-def _parse_pages(value: str) -> dict[str, set[int]]:
-    pages: dict[str, set[int]] = {}
-    for part in re.split(r"[;,|]", value):
-        part = part.strip()
-        if not part:
-            continue
-        name, _, number = part.rpartition(":") if ":" in part else ("*", "", part)
-        number = re.sub(r"^p(age)?\s*", "", number.strip(), flags=re.I)
-        if number.isdigit():
-            pages.setdefault(name.strip() or "*", set()).add(int(number))
-    return pages
-
-
-def answer_pages(
-    questions: list[Question], page_texts: dict[tuple[str, int], str], *, any_kind: bool = False
-) -> int:
-    """Give single-passage questions the page that shares most words with the answer."""
-    by_doc: dict[str, list[tuple[int, set[str]]]] = {}
-    for (source, page), text in page_texts.items():
-        by_doc.setdefault(source, []).append((page, _words(text)))
-    labelled = 0
-    for q in questions:
-        if q.pages or not q.answer or len(q.globs) != 1:
-            continue
-        if q.kind and "single-chunk" not in q.kind.lower() and not any_kind:
-            continue  # an answer drawn from several passages has no one page
-        docs = [s for s in by_doc if fnmatch.fnmatch(Path(s).name, q.globs[0])]
-        if len(docs) != 1:
-            continue
-        answer = _words(q.answer)
-        scored = sorted(((len(answer & words), page) for page, words in by_doc[docs[0]]), reverse=True)
-        if len(scored) >= 2 and scored[0][0] >= 5 and scored[0][0] >= 1.2 * scored[1][0]:
-            q.pages = {Path(docs[0]).name: {scored[0][1]}}
-            labelled += 1
-    return labelled
-
-
-def _words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _COMMON and len(w) > 2}
-
-
-def is_gold(q: Question, source: str, page: int | None) -> bool:
-    name = Path(source).name
-    if not any(fnmatch.fnmatch(name, g) for g in q.globs):
-        return False
-    if page is None:
-        return True
-    return any(
-        page in pages and (key == "*" or fnmatch.fnmatch(name, key) or key == name)
-        for key, pages in q.pages.items()
-    )
-
-
-def evaluate(label: str, search, questions: list[Question], k: int) -> dict:
+def evaluate(label: str, search, questions: list[QAItem], k: int) -> dict:
     """Hit@1/3/k and MRR@k at document and page level; `search(q, k)` gives (source, page)."""
     levels = {"doc": [], "page": []}
     started = time.perf_counter()
     for q in questions:
-        results = search(q.text, k)
+        results = search(q.question, k)
         for level in levels:
             if level == "page" and not q.pages:
                 continue
@@ -217,7 +107,7 @@ def main() -> int:
 
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     weight = {} if args.keyword_weight is None else {"keyword_weight": args.keyword_weight}
-    questions = read_questions(Path(args.qa))
+    questions = [q for q in read_qa(args.qa) if q.sources]
     embedder = ingest.load_embedder()
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     chunking = {
@@ -232,7 +122,7 @@ def main() -> int:
     ingest.ingest_paths([args.corpus], args.index, embedder, ingest.IngestConfig(**chunking), progress=log)
     index = ingest.Index.open(args.index, embedder)
     if not args.no_answer_pages:
-        n = answer_pages(questions, _page_texts(index), any_kind=args.label_multi_chunk)
+        n = label_pages(questions, _page_texts(index), any_kind=args.label_multi_chunk)
         if n:
             print(f"page labels derived from the answers for {n} questions", file=sys.stderr)
     searches = {

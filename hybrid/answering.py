@@ -3,6 +3,10 @@
 ``Pipeline.ask`` and ``Pipeline.ask_stream`` route and retrieve into a ``Plan`` (or a refusal),
 generate from it, then call ``finish``: the citation repair and grounding check of the rag
 route, the rewrite check of the style route, the quoted fallback, and the strict refusals.
+
+The quoted fallback, when no generated sentence is supported, is the best evidence sentences
+(``hybrid.evidence``), never the opening of a passage, set in the adapter's house frame
+(``hybrid.house``) so that it still reads in house style.
 """
 
 from __future__ import annotations
@@ -13,13 +17,22 @@ from typing import TYPE_CHECKING
 
 from hybrid import guidance
 from hybrid.citations import cite
-from hybrid.extractive import extract_answer
-from hybrid.grounding import SentenceCheck, all_supported, check_rewrite
+from hybrid.extractive import LEAD, extract_answer
+from hybrid.grounding import SentenceCheck, all_supported, check_rewrite, house_key, numbers_in
+from hybrid.house import HouseFrame
 from hybrid.records import Answer
+from hybrid.text import content_words
 
 if TYPE_CHECKING:
     import ingest
     import tune
+    from hybrid.evidence import Sentence
+    from hybrid.support import SupportCheck
+
+# Evidence sentences the quoted fallback gives.
+FALLBACK_SENTENCES = 4
+# Content words that make a supported sentence an answer rather than a label (see _substantive).
+SUBSTANTIVE_WORDS = 5
 
 
 @dataclasses.dataclass
@@ -37,6 +50,9 @@ class Plan:
     retrieve_ms: float
     drop: bool
     house: frozenset[str] = frozenset()  # the adapter's boilerplate (hybrid.grounding.house_sentences)
+    evidence: Sequence[Sentence] = ()  # the evidence sentences, best first (hits then group them)
+    check: SupportCheck | None = None  # the strict check (hybrid.support); None: word overlap only
+    frame: HouseFrame = HouseFrame()  # the adapter's frame, for the quoted fallback
 
 
 def refusal(
@@ -83,21 +99,53 @@ def finish(plan: Plan, text: str, generate_ms: float, strict: bool) -> Answer:
             reason = "every sentence of the rewrite added facts that are not in the text you supplied"
             return refusal(plan.adapter, reason, plan.retrieve_ms, generate_ms, checks, guidance.REWRITE_REFUSAL)
         return Answer(kept, [], "style", grounded, plan.adapter, timings, plan.reason, checks)
-    cited = cite(text, plan.hits, drop_unsupported=drop, house=plan.house)
+    cited = cite(text, plan.hits, drop_unsupported=drop, house=plan.house, check=plan.check, labels=plan.frame.labels)
     if strict and not cited.grounded:
         reason = _unsupported_reason(cited.sentences, "the passages they cite") if cited.sentences else "strict: the model generated no answer"
         return refusal(plan.adapter, reason, plan.retrieve_ms, generate_ms, cited.sentences)
     reason = plan.reason
-    if not cited.supported_sentences:
+    if not any(_substantive(c) for c in cited.sentences):
         # No claim supported (a small model talking about the sources, not from them, or
         # obeying text planted in one): quote the passages instead, or refuse.
         generated = [dataclasses.replace(s, kept=False) for s in cited.sentences]
-        extracted = extract_answer(plan.question, plan.hits)
-        if extracted is None:
+        quoted = _quote_evidence(plan) if plan.evidence else extract_answer(plan.question, plan.hits)
+        if quoted is None:
             return refusal(
                 plan.adapter, "no sentence of the generated answer is supported by the passages", plan.retrieve_ms, generate_ms, generated
             )
-        cited = cite(extracted, plan.hits)
+        cited = cite(quoted, plan.hits, house=plan.house | _frame_sentences(plan.frame), check=plan.check,
+                     labels=(*plan.frame.labels, LEAD))
         cited.sentences[:0] = generated
-        reason = f"{reason}; no generated sentence was supported, so the answer quotes the passages"
+        reason = f"{reason}; no generated sentence was supported, so the answer quotes the evidence"
     return Answer(cited.text, cited.citations, "rag", cited.grounded, plan.adapter, timings, reason, cited.sentences)
+
+
+def _substantive(check: SentenceCheck) -> bool:
+    """A kept, supported claim that says something: five content words, or a number and three.
+
+    A small model's list of bare labels ("- **Liquidity Risk**:") cites the evidence's words
+    without saying anything; such an answer goes to the quoted fallback too.
+    """
+    if not (check.kept and check.claim and check.supported):
+        return False
+    words = content_words(check.text)
+    return len(words) >= SUBSTANTIVE_WORDS or (bool(numbers_in(check.text)) and len(words) >= 3)
+
+
+def _quote_evidence(plan: Plan) -> str:
+    """The best evidence sentences, each with the marker of its passage, in the house frame.
+
+    The best one always; the others only when they share words with the question, so that a
+    passage's acknowledgements or introduction never stand in for an answer.
+    """
+    numbers = {hit.chunk_id: n for n, hit in enumerate(plan.hits, start=1)}
+    best, *rest = plan.evidence[:FALLBACK_SENTENCES]
+    chosen = [best, *(s for s in rest if s.overlap > 0)]
+    sentences = [f"{s.text.rstrip('.')} [{numbers[s.hit.chunk_id]}]." for s in chosen]
+    if plan.frame:
+        return plan.frame.wrap(sentences)
+    return f"{LEAD} " + " ".join(sentences)
+
+
+def _frame_sentences(frame: HouseFrame) -> frozenset[str]:
+    return frozenset(house_key(text) for text in (frame.opening, frame.closing) if text)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hybrid.grounding import (
-    MIN_CLAIM_WORDS,
+    MIN_CLAIM_WORDS,  # noqa: F401 - hybrid.context imports it from here
     MIN_SUPPORT,
     Evidence,
     SentenceCheck,
@@ -31,6 +31,7 @@ from hybrid.records import Citation
 from hybrid.text import content_words, sentence_spans
 
 if TYPE_CHECKING:
+    from hybrid.support import SupportCheck
     from ingest import Hit
 
 QUOTE_CHARS = 300
@@ -91,7 +92,13 @@ def _quote(hit: Hit, claims: Sequence[str]) -> str:
 
 
 def cite(
-    answer: str, hits: Sequence[Hit], *, drop_unsupported: bool = True, house: frozenset[str] = frozenset()
+    answer: str,
+    hits: Sequence[Hit],
+    *,
+    drop_unsupported: bool = True,
+    house: frozenset[str] = frozenset(),
+    check: SupportCheck | None = None,
+    labels: Sequence[str] = (),
 ) -> CitedText:
     """Resolve, repair and renumber the citations of ``answer`` and check each sentence's grounding.
 
@@ -102,6 +109,9 @@ def cite(
             False keeps them, without a marker, and flags them in ``sentences``.
         house: the adapter's boilerplate (``hybrid.grounding.house_sentences``): such a
             sentence is kept as written, without a citation, and is not a claim.
+        check: the strict support check (``hybrid.support``) a cited passage must pass as well
+            as the word-overlap score; None for word overlap alone.
+        labels: the house's paragraph labels ("Answer:"), which are not part of the claim.
 
     Returns:
         CitedText whose markers number the citations 1..m, with one ``SentenceCheck`` per
@@ -109,6 +119,16 @@ def cite(
         text is supported by a passage it cites (see ``hybrid.grounding``).
     """
     evidence = [Evidence.of(h.text) for h in hits]
+
+    flat = [" ".join(h.text.split()) for h in hits]
+
+    def supports(claim: str, i: int) -> bool:
+        if " ".join(claim.split()).rstrip(".") in flat[i]:
+            return True  # the evidence's own words (a quote)
+        if score(claim, evidence[i]) < MIN_SUPPORT:
+            return False
+        return check is None or check.supports(claim, [hits[i].text]).supported
+
     order: list[int] = []  # hit indexes in order of first citation
     claims: dict[int, list[str]] = {}
     pieces: list[str] = []
@@ -131,16 +151,17 @@ def cite(
         if not sentence:
             continue
         boilerplate = house_key(sentence) in house
-        claim = not boilerplate and (is_claim(sentence) or about_sources(sentence))
+        claimed = _unlabelled(sentence, labels)
+        claim = not boilerplate and (is_claim(claimed) or about_sources(claimed))
         valid: list[int] = []
-        if not boilerplate and not about_sources(sentence):  # "The sources I provided were ..." is never a fact
+        if not boilerplate and not about_sources(claimed):  # "The sources I provided were ..." is never a fact
             valid = [i for i in dict.fromkeys(marked) if 0 <= i < len(hits)]
-            valid = [i for i in valid if score(sentence, evidence[i]) >= MIN_SUPPORT]
+            valid = [i for i in valid if supports(claimed, i)]
             if not valid and claim:
-                best, best_support = _best_hit(sentence, evidence)
-                if best is not None and best_support >= MIN_SUPPORT:
+                best, _ = _best_hit(claimed, evidence)
+                if best is not None and supports(claimed, best):
                     valid = [best]
-        support = max((score(sentence, evidence[i]) for i in valid), default=best_score(sentence, evidence))
+        support = max((score(claimed, evidence[i]) for i in valid), default=best_score(claimed, evidence))
         supported = bool(valid) or not claim
         # A small model in a loop repeats a line ("Apple Inc. | Q1 2023 Form 10-Q | 7"): once is enough.
         repeated = claim and sentence in seen
@@ -180,6 +201,14 @@ def cite(
     supported_claims = sum(1 for s in sentences if s.claim and s.supported)
     grounded = bool(citations) and all_supported(sentences)
     return CitedText("".join(pieces), citations, grounded, supported_claims, sentences)
+
+
+def _unlabelled(sentence: str, labels: Sequence[str]) -> str:
+    """The sentence without a house label in front ("Answer: Refunds take 5 days." -> "Refunds take 5 days.")."""
+    for label in labels:
+        if sentence.startswith(label):
+            return sentence[len(label) :].strip()
+    return sentence
 
 
 def _without_markers(raw: str) -> str:

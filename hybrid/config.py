@@ -62,6 +62,20 @@ class Settings(BaseSettings):
         "default: the threshold calibrated for the embedder (see docs/concepts/refusal.md).",
     )
     max_new_tokens: int = Field(200, ge=1, le=MAX_NEW_TOKENS, description="Longest generated answer, in tokens.")
+    evidence: int = Field(
+        4,
+        ge=0,
+        le=20,
+        description="Evidence sentences shown to the model (hybrid.evidence): the sentences of the retrieved passages "
+        "that best answer the question; 0 shows the whole passages instead.",
+    )
+    evidence_tokens: int = Field(
+        48,
+        ge=1,
+        le=MAX_NEW_TOKENS,
+        description="Longest answer generated from evidence sentences, in tokens, not counting the adapter's house frame "
+        "(and at most max_new_tokens): the prompt asks for one or two short sentences.",
+    )
     fast_decode: Literal["auto", "on", "off"] = Field(
         "auto",
         description="Speculative decoding of greedy answers (tune.fastlm: an int8 draft compiled ahead of time, checked "

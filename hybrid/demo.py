@@ -4,7 +4,9 @@
 2. write house-style examples (our own, from ``demo_data/``; or take ``--examples``) and
    ``hybrid tune`` a short adapter run;
 3. start ``hybrid serve`` on 127.0.0.1 and ask a few questions over ``POST /v1/query``,
-   printing each answer with its page citations, then one the documents do not cover.
+   printing each answer with its page citations, then one the documents do not cover;
+4. ``hybrid eval``: the scorecard of the house adapter's answers to a small QA set about the
+   docs (``demo_data/docs_qa.jsonl``), beside the base model's, in one run.
 
 Everything lives under ``.demo/`` (its own HYBRID_HOME), so the user's data is untouched.
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 import httpx
 
 from hybrid.demo_pdf import render_markdown_pdfs
-from hybrid.prompt import build_messages
+from hybrid.prompt import build_evidence_messages
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "demo_data"
@@ -67,7 +69,8 @@ def house_answer(answer: str, detail: str, n: int) -> str:
 
 
 def write_examples(train_path: Path, eval_path: Path, seed: int = 0) -> tuple[int, int]:
-    """Render our house-style items into chat examples in exactly the prompt format of serving.
+    """Render our house-style items into chat examples in exactly the prompt format of serving
+    (the evidence prompt: each item's passage holds one or two sentences).
 
     Each item is shown with 0-2 distractor passages in random order, so the adapter learns the
     style *and* to cite the passage that answers. A few items pair a question with passages
@@ -85,12 +88,12 @@ def write_examples(train_path: Path, eval_path: Path, seed: int = 0) -> tuple[in
             rng.shuffle(passages)
             hits = [_Hit(rng.choice(names), rng.randint(1, 40), p) for p in passages]
             n = passages.index(item["passage"]) + 1
-            messages = build_messages(item["question"], hits)
+            messages = build_evidence_messages(item["question"], hits)
             messages.append({"role": "assistant", "content": house_answer(item["answer"], item["detail"], n)})
             rows[split].append(json.dumps({"messages": messages}))
         if split == "train" and i % 4 == 0:  # a refusal: the sources do not answer the question
             hits = [_Hit(rng.choice(names), rng.randint(1, 40), x["passage"]) for x in rng.sample(others, 2)]
-            messages = build_messages(item["question"], hits)
+            messages = build_evidence_messages(item["question"], hits)
             messages.append({"role": "assistant", "content": "Answer: The documents do not cover this question.\n\n" + HOUSE_CLOSING})
             rows[split].append(json.dumps({"messages": messages}))
     train_path.write_text("\n".join(rows["train"]) + "\n")
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
     work.mkdir(parents=True, exist_ok=True)
 
-    t = _step("1/4 ingest: PDFs -> index")
+    t = _step("1/5 ingest: PDFs -> index")
     if args.corpus:
         corpus = Path(args.corpus)
     else:
@@ -155,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(report['files_failed'])} failed; {report['pages']} pages, {report['chunks']} chunks")
     _done(t, timings, "ingest")
 
-    t = _step("2/4 tune: house-style examples -> LoRA adapter")
+    t = _step("2/5 tune: house-style examples -> LoRA adapter")
     if args.examples:
         examples, eval_args = args.examples, []
     else:
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {warning}")
     _done(t, timings, "tune")
 
-    t = _step("3/4 serve: hybrid serve on 127.0.0.1")
+    t = _step("3/5 serve: hybrid serve on 127.0.0.1")
     port = _free_port()
     exe = Path(sys.executable).with_name("hybrid")
     server = subprocess.Popen([str(exe), "serve", "--port", str(port)], env=env)
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         _wait_ready(base, server)
         print(f"ready at {base}")
         _done(t, timings, "serve start")
-        t = _step("4/4 ask: POST /v1/query")
+        t = _step("4/5 ask: POST /v1/query")
         questions = args.question or CORPUS_QUESTIONS.get(Path(args.corpus or "").name, DEFAULT_QUESTIONS)
         with httpx.Client(base_url=base, timeout=600) as client:
             for question in questions:
@@ -194,6 +197,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
+    if not args.corpus:  # the QA set is about the project's own docs
+        t = _step("5/5 eval: the house adapter's answers beside the base model's")
+        card = _hybrid("eval", str(DATA / "docs_qa.jsonl"), "--off-corpus", str(DATA / "off_corpus.txt"),
+                       "--against", "adapter=none", "--out", str(work / "eval"), env=env)
+        _print_scorecard(card)
+        shown = (work / "eval").relative_to(ROOT) if (work / "eval").is_relative_to(ROOT) else work / "eval"
+        print(f"scorecard, table and plot in {shown}")
+        _done(t, timings, "eval")
     print("\n=== timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     return 0
 
@@ -210,6 +221,25 @@ def _wait_ready(base: str, server: subprocess.Popen, timeout: float = 600) -> No
             pass
         time.sleep(0.5)
     raise SystemExit("hybrid serve did not become ready in time")
+
+
+def _print_scorecard(card: dict) -> None:
+    other = card["against"]
+    rows = [("answer token F1", "answers", "token_f1"), ("recall of gold words beyond the question", "answers", "beyond_question_recall"),
+            ("answer sentences supported", "answers", "supported_sentences"), ("off-corpus questions refused", "refusals", "off_corpus_refused"),
+            ("latency p50, s", "latency_ms", "p50")]
+    print(f"{'':42} {'house adapter':>14} {'base model':>11}")
+    for label, section, key in rows:
+        mine, theirs = card[section][key], other[section][key]
+        if section == "latency_ms":
+            mine, theirs = (None if v is None else v / 1000 for v in (mine, theirs))
+        print(f"{label:42} {_figure(mine):>14} {_figure(theirs):>11}")
+    house = [q["answer"] for q in card["questions"] if not q["off_corpus"]]
+    print(f"\nfirst answer with the house adapter:\n{house[0]}")
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3g}"
 
 
 def _print_answer(question: str, a: dict) -> None:

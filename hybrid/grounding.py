@@ -101,6 +101,8 @@ class Evidence:
 _ABOUT_SOURCES = re.compile(
     r"\b(?:sources?|documents?|passages?|texts?)\s+(?:that\s+)?(?:I|you|we)\s+(?:have\s+)?(?:provided|gave|given|listed|used|cited)\b"
     r"|\bI\s+(?:have\s+)?(?:provided|used|cited)\b|\bdocument\s+titled\b"
+    # "The evidence cites ...", "According to the evidence, ...": about the evidence, not from it.
+    r"|\b(?:the|this)\s+evidence\s+(?:cites?|says|states|shows|mentions|provided|given|suggests|indicates)\b"
     r"|\bthe\s+(?:document|source|passage)\s+(?:with|that|which)\b"
     r"|^\W*(?:the\s+)?(?:sources?|documents?)\s+(?:were|are|is|was|include|includes|contain|contains)\b"
     r"|\b(?:sources?|documents?|passages?)\s+(?:mentioned|cited|listed|provided|given|quoted)\s+(?:earlier|above|below|in)\b"

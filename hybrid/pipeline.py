@@ -30,9 +30,12 @@ from hybrid.answering import Plan, finish, refusal, with_usage
 from hybrid.config import DEFAULT_ADAPTER_NAME, Settings
 from hybrid.context import ContextAugment, record_context
 from hybrid.errors import BadRequestError, ConflictError, HybridError, NotFoundError
+from hybrid import evidence
 from hybrid.grounding import house_sentences
+from hybrid.house import HouseFrame, house_frame
 from hybrid.limits import K_MAX, K_MIN, MAX_QUESTION_CHARS
-from hybrid.prompt import build_messages, build_style_messages, neutralise
+from hybrid.prompt import build_evidence_messages, build_messages, build_style_messages, neutralise
+from hybrid.support import SupportCheck, min_similarity_for
 from hybrid.records import Answer
 
 logger = logging.getLogger("hybrid")
@@ -81,7 +84,8 @@ class Pipeline:
         self._index: ingest.Index | None = None
         self._reranker: ingest.Reranker | None = None
         self._generators: OrderedDict[tuple[str, str | None], tune.Generator] = OrderedDict()
-        self._house: dict[str, frozenset[str]] = {}  # adapter folder -> its boilerplate sentences
+        self._house: dict[str, tuple[frozenset[str], HouseFrame]] = {}  # adapter folder -> its boilerplate and frame
+        self._support: SupportCheck | None = None
         self._lock = threading.Lock()  # guards the caches, held only briefly
         self._load_lock = threading.Lock()  # one model load at a time
         self.registry = tune.AdapterRegistry(settings.adapters_dir)
@@ -215,13 +219,18 @@ class Pipeline:
         return max((generator.stalled_seconds() for generator in loaded), default=0.0)
 
     def house_sentences(self, adapter: tune.AdapterVersion | None) -> frozenset[str]:
-        """The boilerplate ``adapter`` was taught (``hybrid.grounding.house_sentences``).
+        """The boilerplate ``adapter`` was taught (``hybrid.grounding.house_sentences``)."""
+        return self._house_of(adapter)[0]
 
-        Read from the examples the version learnt (``examples.jsonl`` in its folder) once per
-        version; empty for the base model and for adapters without stored examples.
-        """
+    def house_frame(self, adapter: tune.AdapterVersion | None) -> HouseFrame:
+        """The frame ``adapter``'s replies share (``hybrid.house``): opening, labels, closing."""
+        return self._house_of(adapter)[1]
+
+    def _house_of(self, adapter: tune.AdapterVersion | None) -> tuple[frozenset[str], HouseFrame]:
+        # Read from the examples the version learnt (examples.jsonl in its folder) once per
+        # version; empty for the base model and for adapters without stored examples.
         if adapter is None:
-            return frozenset()
+            return frozenset(), HouseFrame()
         key = str(adapter.path)
         with self._lock:
             if key in self._house:
@@ -231,10 +240,17 @@ class Pipeline:
         if stored.is_file():
             examples, _ = tune.read_examples(stored)
             replies = [m["content"] for e in examples for m in e.messages if m["role"] == "assistant"]
-        found = house_sentences(replies)
+        found = (house_sentences(replies), house_frame(replies))
         with self._lock:
             self._house[key] = found
         return found
+
+    def support_check(self) -> SupportCheck:
+        """The strict support check (``hybrid.support``) with this pipeline's embedder, made once."""
+        if self._support is None:
+            embedder = self.embedder
+            self._support = SupportCheck(embedder.embed, min_similarity_for(embedder.name))
+        return self._support
 
     def load(self, adapter: str | None = None) -> None:
         """Load the embedder, the index, the reranker (if set) and the generator now.
@@ -383,13 +399,14 @@ class Pipeline:
         plan = self._plan(question, k, adapter, allow_path, sources, pages, unsupported)
         if isinstance(plan, Answer):
             return plan
-        return self._answer(plan, strict, max_new_tokens or self.settings.max_new_tokens, cancel)
+        return self._answer(plan, strict, self._tokens(plan, max_new_tokens), cancel)
 
     def _answer(self, plan: Plan, strict: bool, max_new_tokens: int, cancel: threading.Event | None) -> Answer:
         """Generate the whole reply for ``plan``, then check and cite it."""
         started = time.perf_counter()
         result = plan.generator.generate(plan.messages, max_new_tokens=max_new_tokens, cancel=cancel)
         answer = finish(plan, result.text, (time.perf_counter() - started) * 1000, strict)
+        answer.timings["prefill_ms"] = round(result.first_token_seconds * 1000, 1)
         return with_usage(answer, result)
 
     def ask_stream(
@@ -426,7 +443,18 @@ class Pipeline:
         Args: as for ``ask``.
         """
         plan = self._plan(question, k, adapter, allow_path, sources, pages, unsupported)
-        return self._stream(plan, strict, max_new_tokens or self.settings.max_new_tokens, cancel)
+        return self._stream(plan, strict, self._tokens(plan, max_new_tokens), cancel)
+
+    def _tokens(self, plan: Plan | Answer, requested: int | None) -> int:
+        """The reply's token limit: the request's or ``max_new_tokens``; for an answer from
+        evidence sentences at most ``evidence_tokens``, plus what the adapter's house frame
+        (opening, labels, closing) takes, so the frame is never what gets cut."""
+        limit = requested or self.settings.max_new_tokens
+        if isinstance(plan, Plan) and plan.evidence:
+            frame = plan.frame
+            extra = plan.generator.count_tokens(" ".join([frame.opening, *frame.labels, frame.closing])) if frame else 0
+            limit = min(limit, self.settings.evidence_tokens + extra)
+        return limit
 
     def _stream(
         self, plan: Plan | Answer, strict: bool, max_new_tokens: int, cancel: threading.Event | None
@@ -483,9 +511,20 @@ class Pipeline:
         # Retrieved text is data: sentences that address the assistant never reach the model,
         # the citations or the extractive fallback (hybrid.prompt.neutralise).
         relevant = [neutralise(h) for h in hits if h.score >= threshold]
-        messages = build_messages(question, relevant)
-        return Plan(question, "rag", relevance.reason, self.generator(version), messages, relevant, None, adapter_ref,
-                    retrieve_ms, drop, self.house_sentences(version))
+        house, frame = self._house_of(version)
+        plan = Plan(question, "rag", relevance.reason, self.generator(version), build_messages(question, relevant), relevant,
+                    None, adapter_ref, retrieve_ms, drop, house, check=self.support_check(), frame=frame)
+        if self.settings.evidence:
+            # Evidence first: the model sees only the sentences that answer (hybrid.evidence).
+            started = time.perf_counter()
+            reranker = self.reranker()
+            chosen = evidence.select(question, relevant, self.embedder.embed, self.settings.evidence,
+                                     reranker.scores if reranker is not None else None)
+            if chosen:
+                shown = evidence.group(chosen)
+                plan = dataclasses.replace(plan, messages=build_evidence_messages(question, shown), hits=shown, evidence=chosen,
+                                           retrieve_ms=plan.retrieve_ms + (time.perf_counter() - started) * 1000)
+        return plan
 
     def check(
         self,

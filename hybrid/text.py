@@ -7,10 +7,18 @@ import re
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'.%-]*[A-Za-z0-9%]|[A-Za-z0-9]")
 # A sentence ends at . ! or ? followed by space and an upper-case letter, digit, quote or bracket,
 # or at a line break; "U.S. Department" stays one sentence often enough for our purposes.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])|\n+")
+# Abbreviations that end in a full stop inside a sentence ("the U.S. Dollar", "Apple Inc. and").
+_NOT_AN_END = "".join(
+    rf"(?<!\b{re.escape(abbreviation)})"
+    for abbreviation in ("U.S.", "U.K.", "Inc.", "Corp.", "Co.", "Ltd.", "No.", "Nos.", "e.g.", "i.e.", "vs.", "Mr.", "Ms.", "Dr.", "St.", "Fig.", "approx.")
+)
+_SENTENCE_END = re.compile(rf"(?:(?<=[.!?])|(?<=[.!?][\"\u201d\u2019])){_NOT_AN_END}\s+(?=[\"'(\[A-Z0-9$\u20ac\u00a3])|\n+")
 # In text extracted from PDFs a single line break is where the page's line wrapped, not the end
 # of a sentence: only a blank line ends one there.
-_PROSE_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])|\n\s*\n")
+_PROSE_SENTENCE_END = re.compile(
+    rf"(?:(?<=[.!?])|(?<=[.!?][\"\u201d\u2019])){_NOT_AN_END}\s+(?=[\"'(\[A-Z0-9$\u20ac\u00a3])|\n\s*\n"
+    r"|\n(?=[ \t]*[-*\u2022\u25aa][ \t])"  # a line that starts a list item starts a sentence
+)
 
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been before being

@@ -43,10 +43,16 @@ class Reranker:
             ) from exc
         self.name = spec
 
+    def scores(self, query: str, texts: Sequence[str]) -> list[float]:
+        """The cross-encoder's relevance of each of `texts` to `query` (higher is better)."""
+        if not texts:
+            return []
+        return [float(x) for x in self.model.predict([(query, t) for t in texts], show_progress_bar=False)]
+
     def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
         """`hits` reordered by the cross-encoder's relevance, best first; scores unchanged."""
         if len(hits) < 2:
             return list(hits)
-        scores = self.model.predict([(query, h.text) for h in hits], show_progress_bar=False)
+        scores = self.scores(query, [h.text for h in hits])
         order = sorted(range(len(hits)), key=lambda i: -float(scores[i]))
         return [hits[i] for i in order]

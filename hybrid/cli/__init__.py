@@ -1,4 +1,4 @@
-"""The ``hybrid`` command: one group, one module per command (ingest, search, ask, tune, adapters, serve)."""
+"""The ``hybrid`` command: one group, one module per command (ingest, search, ask, eval, tune, adapters, serve, docs)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from hybrid import __version__
 from hybrid.cli.adapters import adapters
 from hybrid.cli.ask import ask
 from hybrid.cli.docs import docs
+from hybrid.cli.eval import eval_command
 from hybrid.cli.ingest import ingest
 from hybrid.cli.search import search
 from hybrid.cli.serve import serve
@@ -34,6 +35,7 @@ def main() -> None:
     hybrid tune examples.jsonl      house-style examples -> LoRA adapter house@vN
     hybrid adapters list            adapter versions; activate, rollback, export
     hybrid ask "question"           cited answer from the index, in house style
+    hybrid eval qa.csv              scorecard of answers to your own questions
     hybrid serve                    the same over HTTP (POST /v1/query)
     hybrid docs list                what the index holds
 
@@ -41,7 +43,7 @@ def main() -> None:
     """
 
 
-for command in (ingest, search, ask, tune, adapters, serve, docs):
+for command in (ingest, search, ask, eval_command, tune, adapters, serve, docs):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -21,6 +21,9 @@ class ScriptedGenerator:
         self.prompts.append(messages)
         return GenerationResult(text=self.text, prompt_tokens=1, completion_tokens=1, seconds=0.0)
 
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
     def stream(self, messages, **_):
         """The same text in word-sized pieces, as ``tune.Generator.stream`` yields them."""
         self.prompts.append(messages)

@@ -25,7 +25,7 @@ def test_search_returns_the_cli_json(client) -> None:
 def test_query_answers_with_contract_keys(client) -> None:
     body = client.post("/v1/query", json={"question": "How much did revenue grow?"}).json()
     assert body["route"] == "rag" and body["adapter"] is None
-    assert set(body["timings"]) == {"retrieve_ms", "generate_ms"}
+    assert set(body["timings"]) == {"retrieve_ms", "generate_ms", "prefill_ms"}
 
 
 def test_query_refuses_off_corpus(client) -> None:
