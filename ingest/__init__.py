@@ -9,10 +9,17 @@ A leaf package: it imports neither `hybrid`, `tune` nor `serve`.
     embedder = load_embedder()  # all-MiniLM-L6-v2, shipped in a wheel; no download
     report = ingest_paths(["docs/"], "my-index", embedder)
     hits = Index.open("my-index", embedder).search("what caused the engine failure?")
+
+Configs, errors, records and the manifest import nothing heavy; the names that pull in numpy,
+FAISS, pypdf or the text splitter are imported on first use, so `import ingest` stays light.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ingest.config import IngestConfig, SearchConfig
-from ingest.embed import DEFAULT_EMBEDDER, Embedder, SentenceTransformerEmbedder, load_embedder
 from ingest.errors import (
     IndexBusyError,
     IndexMismatchError,
@@ -23,12 +30,45 @@ from ingest.errors import (
     SearchFilterError,
 )
 from ingest.manifest import read_manifest
-from ingest.pipeline import ingest_paths
-from ingest.remove import remove_documents
 from ingest.rank import MAX_PAGE
-from ingest.rerank import Reranker
 from ingest.records import Chunk, FileFailure, Hit, IngestProgress, IngestReport, Page
-from ingest.store import Index
+
+if TYPE_CHECKING:
+    from ingest.embed import (
+        DEFAULT_EMBEDDER,
+        Embedder,
+        LazyEmbedder,
+        SentenceTransformerEmbedder,
+        embedder_name,
+        load_embedder,
+    )
+    from ingest.pipeline import ingest_paths
+    from ingest.remove import remove_documents
+    from ingest.rerank import Reranker
+    from ingest.store import Index
+
+# Names that pull in numpy, FAISS, pypdf or langchain's splitter, and the module each lives in.
+_LAZY = {
+    "DEFAULT_EMBEDDER": "ingest.embed",
+    "Embedder": "ingest.embed",
+    "LazyEmbedder": "ingest.embed",
+    "SentenceTransformerEmbedder": "ingest.embed",
+    "embedder_name": "ingest.embed",
+    "load_embedder": "ingest.embed",
+    "ingest_paths": "ingest.pipeline",
+    "remove_documents": "ingest.remove",
+    "Reranker": "ingest.rerank",
+    "Index": "ingest.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this hook
+        return value
+    raise AttributeError(f"module 'ingest' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_EMBEDDER",
@@ -46,12 +86,14 @@ __all__ = [
     "IngestError",
     "IngestProgress",
     "IngestReport",
+    "LazyEmbedder",
     "Page",
     "PdfReadFailure",
     "Reranker",
     "SearchConfig",
     "SearchFilterError",
     "SentenceTransformerEmbedder",
+    "embedder_name",
     "ingest_paths",
     "load_embedder",
     "read_manifest",

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from langchain_text_splitters import RecursiveCharacterTextSplitter
-
 from ingest.config import IngestConfig
 from ingest.records import Chunk, Page
 from ingest.structure import chunk_structured
@@ -24,6 +22,10 @@ def chunk_pages(pages: Sequence[Page], sha256: str, config: IngestConfig) -> lis
     Returns:
         Chunks in page order, ids "<sha256[:12]>:p<page>:c<i>" with i counted per page.
     """
+    # Imported here: langchain's splitter pulls in langchain-core, which an ingest that finds
+    # nothing changed never needs.
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=config.chunk_size, chunk_overlap=config.chunk_overlap
     )

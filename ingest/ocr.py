@@ -12,10 +12,12 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-
-from pypdf import PageObject
+from typing import TYPE_CHECKING
 
 from ingest.errors import IngestError
+
+if TYPE_CHECKING:
+    from pypdf import PageObject
 
 TESSERACT = "tesseract"
 # Seconds one image may take: a full page scanned at 300 dpi takes 1-10 s on one core.

@@ -31,7 +31,6 @@ from pathlib import Path
 from ingest.config import IngestConfig
 from ingest.errors import IngestError, PdfReadFailure
 from ingest.files import sha256_hex
-from ingest.load import load_pdf
 from ingest.records import Page
 
 # Below this many bytes to read, starting worker processes (~0.3 s each) costs more than it saves.
@@ -56,6 +55,8 @@ def parse_file(source: str, sha256: str, config: IngestConfig) -> Parsed:
     Never raises for a problem with the file itself; that is returned as `Parsed.error`.
     (An `IngestError` about the setup, such as OCR asked for without Tesseract, does raise.)
     """
+    from ingest.load import load_pdf  # pypdf, only once a file is actually read
+
     result = Parsed(source)
     try:
         data = Path(source).read_bytes()

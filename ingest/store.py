@@ -74,11 +74,15 @@ class Index:
         """
         path = Path(path).expanduser().resolve()
         store = path / STORE_FILE
-        if not store.is_file():
-            if not create:
-                raise IndexNotFoundError(
-                    f"no index at {path}: run `hybrid ingest PATH --index {path}` first"
-                )
+        exists = store.is_file()
+        if not exists and not create:
+            raise IndexNotFoundError(
+                f"no index at {path}: run `hybrid ingest PATH --index {path}` first"
+            )
+        # Asked before anything is written or locked: an embedder that loads its model on
+        # first use (LazyEmbedder) may take seconds here, or fail.
+        name, dim = embedder.name, embedder.dim
+        if not exists:
             path.mkdir(parents=True, exist_ok=True)
         try:
             conn = db.connect(store)
@@ -86,13 +90,13 @@ class Index:
             # ingest holds SQLite's write lock, so that ingest's writer lock can refuse us.
             if create and not db.read_meta(conn):
                 conn.execute("BEGIN IMMEDIATE")
-                db.create_schema(conn, initial_meta(embedder.name, embedder.dim))
+                db.create_schema(conn, initial_meta(name, dim))
                 conn.execute("COMMIT")
             meta = db.read_meta(conn)
         except sqlite3.Error as exc:
             raise IngestError(f"cannot open index store {store}: {exc}") from exc
         try:
-            check_meta(path, meta, embedder.name, embedder.dim)
+            check_meta(path, meta, name, dim)
         except IngestError:
             conn.close()
             raise

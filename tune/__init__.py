@@ -2,7 +2,8 @@
 
 A leaf package: it imports neither ``ingest``, ``hybrid`` nor ``serve``. Reading and checking
 examples and the adapter registry need no torch; the names that do (models, generation,
-training) are imported on first use, so ``import tune`` stays light.
+training) and the dataset check (numpy) are imported on first use, so ``import tune`` stays
+light.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from tune.check import CheckReport, check_examples
 from tune.config import TuneConfig
 from tune.data import Example, Problem, read_examples
 from tune.errors import (
@@ -26,6 +26,7 @@ from tune.errors import (
 from tune.registry import ADAPTER_NAME_RE, AdapterRegistry, AdapterVersion, parse_ref
 
 if TYPE_CHECKING:
+    from tune.check import CheckReport, check_examples
     from tune.evaluate import StyleReport, evaluate_adapter
     from tune.export import ExportResult, export_adapter, recorded_base_model
     from tune.generate import GenerationResult, Generator
@@ -34,8 +35,10 @@ if TYPE_CHECKING:
     from tune.train import TrainResult, train_adapter
     from tune.workflow import TuneOutcome, tune
 
-# Names that pull in torch/transformers/peft, and the module each lives in.
+# Names that pull in torch/transformers/peft (or numpy, for the check), and the module each lives in.
 _LAZY = {
+    "CheckReport": "tune.check",
+    "check_examples": "tune.check",
     "DEFAULT_BASE_MODEL": "tune.models",
     "resolve_base_model": "tune.models",
     "load_model": "tune.models",

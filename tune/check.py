@@ -1,11 +1,14 @@
 """Dataset checks run before training (``hybrid tune --check``, and first thing in ``hybrid tune``).
 
-Two severities, both naming their file and line:
+Three kinds of line, each naming its file and line:
 
 - problems (errors) make a line unusable and ``ok`` false: malformed JSON, an unknown format,
   wrong roles, a missing or empty output or input, an exact duplicate, the same input with a
-  different output, an example longer than training keeps (in the base model's tokens).
-  ``hybrid tune`` refuses them unless ``--force``, which skips those lines.
+  different output. ``hybrid tune`` refuses them unless ``--force``, which skips those lines.
+- skipped lines are longer than training keeps (measured in the base model's tokens): training
+  leaves them out and goes on with the rest, with one warning naming them (a cut reply would
+  not teach the adapter where to stop). Only when no example fits is that an error
+  (``all_too_long``: nothing to train on).
 - line warnings flag lines worth a look that still train: near duplicates, the same input up
   to case and punctuation with another output, the outputs that leak the most facts, and
   (without the tokenizer) examples estimated to be too long.
@@ -48,6 +51,8 @@ class CheckReport:
         ok: true when no line has a problem (an error).
         examples: usable examples (lines with problems are not counted).
         problems: errors, one per unusable line, in file order.
+        skipped: ``too_long`` lines, longer than training keeps: left out of training, not
+            errors (same fields as problems, in file order).
         warnings: advice on the dataset as a whole; they never make ``ok`` false.
         line_warnings: lines worth a look that still train, in file order (same fields as problems).
         size: where the number of usable examples stands on the guidance scale.
@@ -62,6 +67,7 @@ class CheckReport:
     ok: bool
     examples: int
     problems: list[Problem] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     line_warnings: list[Problem] = field(default_factory=list)
     size: str = ""
@@ -75,6 +81,7 @@ class CheckReport:
             "ok": self.ok,
             "examples": self.examples,
             "problems": [p.to_dict() for p in self.problems],
+            "skipped": [p.to_dict() for p in self.skipped],
             "warnings": list(self.warnings),
             "line_warnings": [p.to_dict() for p in self.line_warnings],
             "size": self.size,
@@ -99,8 +106,9 @@ def check_examples(
     Args:
         paths: one example file or several (JSONL or CSV; see `read_examples`).
         tokenizer: the base model's tokenizer (see `tune.load_tokenizer`); examples longer than
-            ``max_tokens`` after its chat template are ``too_long`` problems. Without it,
-            lengths are estimated from characters and only flagged as ``maybe_too_long``.
+            ``max_tokens`` after its chat template are ``too_long`` skipped lines (an
+            ``all_too_long`` problem when none fits). Without it, lengths are estimated from
+            characters and only flagged as ``maybe_too_long``.
         tokenizer_name: what to call the tokenizer in messages (the base model's name).
         why_no_tokenizer: why there is none, for the note saying lengths are estimated.
         max_tokens: the longest example training keeps (`TuneConfig.max_length`), in tokens.
@@ -126,7 +134,11 @@ def inspect_examples(
     input_column: str | None = None,
     output_column: str | None = None,
 ) -> tuple[list[Example], CheckReport]:
-    """`check_examples`, also returning the usable examples (what ``--force`` trains on)."""
+    """`check_examples`, also returning the usable examples (what training uses).
+
+    Over-long examples are never among them; lines with problems are not either (``--force``
+    trains on the usable ones despite those).
+    """
     started = time.perf_counter()
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     examples: list[Example] = []
@@ -138,10 +150,16 @@ def inspect_examples(
         examples += found
         problems += bad
     flagged: list[Problem] = []
+    skipped: list[Problem] = []
     kept, loose = _without_repeats(examples, problems)
     warnings: list[str] = []
     measure = _Measure(tokenizer, tokenizer_name, why_no_tokenizer, max_tokens)
-    usable, lengths = _within_length(kept, measure, problems, flagged, warnings)
+    usable, lengths = _within_length(kept, measure, skipped, flagged, warnings)
+    if skipped and not usable:
+        problems.append(Problem(0, "all_too_long", (
+            f"every example that passed the other checks is longer than {max_tokens:,} tokens ({len(skipped):,} "
+            "skipped), so nothing is left to train on; shorten or split them, or raise --max-length"
+        ), skipped[0].source))
     _near_repeats(usable, loose, flagged, warnings)
     leak_summary = _fact_leaks(usable, flagged, warnings)
     if short := advice.short_output_warning([" ".join(_outputs(e)) for e in usable]):
@@ -157,6 +175,7 @@ def inspect_examples(
         ok=not problems,
         examples=len(usable),
         problems=sorted(problems, key=in_file_order),
+        skipped=sorted(skipped, key=in_file_order),
         warnings=warnings,
         line_warnings=sorted(flagged, key=in_file_order),
         size=advice.size_guidance(len(usable)) if usable else "no usable examples",
@@ -210,9 +229,9 @@ class _Measure:
 
 
 def _within_length(
-    kept: list[Example], measure: _Measure, problems: list[Problem], flagged: list[Problem], warnings: list[str]
+    kept: list[Example], measure: _Measure, skipped: list[Problem], flagged: list[Problem], warnings: list[str]
 ) -> tuple[list[Example], dict[str, Any] | None]:
-    """Measure every example; over-long ones are problems (measured) or line warnings (estimated)."""
+    """Measure every example; over-long ones are skipped (measured) or line warnings (estimated)."""
     if not kept:
         return kept, None
     max_tokens, why_not, lengths = measure.limit, measure.why_not, None
@@ -234,9 +253,9 @@ def _within_length(
         if length <= max_tokens:
             usable.append(example)
         elif measured:
-            problems.append(_at(example, "too_long", (
-                f"{length:,} tokens after {template}, over the limit of {max_tokens:,}: training would cut its end off; "
-                "shorten or split it, or raise --max-length"
+            skipped.append(_at(example, "too_long", (
+                f"{length:,} tokens after {template}, over the limit of {max_tokens:,}: training skips it (it would "
+                "cut its end off); shorten or split it, or raise --max-length"
             )))
         else:
             usable.append(example)
@@ -244,6 +263,8 @@ def _within_length(
                 f"about {length:,} tokens (estimated from characters), over the limit of {max_tokens:,}: training "
                 "would cut its end off; shorten or split it"
             )))
+    if skipped:
+        warnings.append(too_long_warning(skipped, max_tokens))
     ordered = sorted(lengths)
     summary = {
         "unit": "tokens" if measured else "estimated tokens",
@@ -254,6 +275,24 @@ def _within_length(
         "over_limit": sum(1 for n in lengths if n > max_tokens),
     }
     return usable, summary
+
+
+def too_long_warning(skipped: Sequence[Problem], limit: int, what: str = "examples") -> str:
+    """The one warning naming the over-long lines training skips, and how many there are.
+
+    For example "skipped 3 examples longer than 1,024 tokens: lines 4, 17, 230; ...".
+    """
+    sources = {p.source for p in skipped}
+    if len(sources) == 1:
+        where = f"line{'' if len(skipped) == 1 else 's'} {_listed([str(p.line) for p in skipped])}"
+    else:
+        where = _listed([f"{Path(p.source).name} line {p.line}" for p in skipped])
+    noun, them = (what.removesuffix("s"), "it") if len(skipped) == 1 else (what, "them")
+    return (
+        f"skipped {len(skipped):,} {noun} longer than {limit:,} tokens: {where}; training goes on with the rest. "
+        f"Shorten or split {them}, or raise --max-length, to train on {them} too"
+        + (" (--check --json lists them all)" if len(skipped) > LISTED_LINES else "")
+    )
 
 
 def _near_repeats(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tune import distributed
-from tune.check import CheckReport, inspect_examples
+from tune.check import CheckReport, inspect_examples, too_long_warning
 from tune.config import TuneConfig
 from tune.data import Example, read_examples
 from tune.defaults import apply_defaults, choose_defaults
@@ -49,7 +49,8 @@ class TuneOutcome:
     Attributes:
         version: the new adapter version.
         result: losses, steps and timings of the training run.
-        examples: new training examples used (lines with problems are skipped under ``force``).
+        examples: new training examples used (over-long ones are skipped, and under ``force``
+            lines with problems too).
         check: the dataset check of the training files, warnings included.
         activated: whether the new version is now the active one (see `Gate`).
         gate: the comparison with the version that was active, or None when there was none
@@ -59,6 +60,8 @@ class TuneOutcome:
         parent: ``NAME@vN`` the run continued from (``from_ref``), or None.
         replayed: earlier examples mixed in from the parent's lineage.
         held_out: examples held out of the training files for evaluation (0 with ``eval_path``).
+        skipped: training examples left out for being longer than ``config.max_length``
+            (``check.skipped`` names them; one of ``check.warnings`` says so).
     """
 
     version: AdapterVersion
@@ -71,6 +74,7 @@ class TuneOutcome:
     parent: str | None = None
     replayed: int = 0
     held_out: int = 0
+    skipped: int = 0
 
 
 def tune(
@@ -95,7 +99,8 @@ def tune(
 
     The steps, each reported through ``progress`` as ``{"message": ...}``:
 
-    1. The examples are checked as by ``hybrid tune --check``.
+    1. The examples are checked as by ``hybrid tune --check``; those longer than
+       ``config.max_length`` are skipped, with one warning naming them.
     2. Evaluation examples: ``eval_path``, or else ``config.val_split`` of the training examples
        (when there are at least `MIN_SPLIT_EXAMPLES`).
     3. With ``from_ref``: training starts from that adapter's weights, and earlier examples of
@@ -130,7 +135,7 @@ def tune(
 
     Raises:
         DatasetError: the check found problems (in the training or evaluation file) and
-            ``force`` is off; ``error.report`` lists them.
+            ``force`` is off, or every example is over-long; ``error.report`` lists them.
         DataError: a file is missing or nothing usable is left.
         TrainingInterrupted: Ctrl-C during training; the checkpoint is kept for ``resume``.
         TuneError: the name is invalid, nothing to resume, or training failed (the unfinished
@@ -148,6 +153,7 @@ def tune(
     # The same check as `hybrid tune --check`, lengths measured with the base model's tokenizer.
     checking = {**columns, **_tokenizer_of(base_model_dir, base_model_spec), "max_tokens": config.max_length}
     examples, report = inspect_examples(paths, **checking)
+    _refuse_if_none_fits(examples, report, paths)
     if not report.ok and not force:
         raise DatasetError(_refusal(report, "training examples"), report)
     if not examples:
@@ -156,8 +162,11 @@ def tune(
     held_out_count = 0
     if eval_path is not None:
         eval_examples, eval_report = inspect_examples(eval_path, **checking)
+        _refuse_if_none_fits(eval_examples, eval_report, [Path(eval_path)])
         if not eval_report.ok and not force:
             raise DatasetError(_refusal(eval_report, "evaluation examples"), eval_report)
+        if eval_report.skipped:
+            report.warnings.append(too_long_warning(eval_report.skipped, config.max_length, "evaluation examples"))
         overlap = _overlap(examples, eval_examples)
         if overlap:
             report.warnings.append(
@@ -212,6 +221,7 @@ def tune(
             "data_files": [str(p) for p in paths],
             "data_sha256": _sha256(paths),
             "examples": len(examples),
+            "skipped_too_long": len(report.skipped),
             "eval_file": str(eval_path) if eval_path is not None else None,
             "eval_sha256": _sha256([Path(eval_path)]) if eval_path is not None else None,
             "eval_examples": len(eval_examples or []),
@@ -254,6 +264,7 @@ def tune(
     return TuneOutcome(
         finished, result, len(examples), report, activated=activate, gate=gate, settings=chosen["lines"],
         parent=parent.ref if parent is not None else None, replayed=len(replay), held_out=held_out_count,
+        skipped=len(report.skipped),
     )
 
 
@@ -440,6 +451,15 @@ def _tokenizer_of(base_model_dir: Path, spec: str) -> dict[str, Any]:
         return {"tokenizer": load_tokenizer(base_model_dir, base_model_dir), "tokenizer_name": name}
     except TuneError:
         return {}
+
+
+def _refuse_if_none_fits(examples: Sequence[Example], report: CheckReport, paths: Sequence[Path]) -> None:
+    """Over-long examples are skipped, but not all of them: then there is nothing to train on
+    (and ``--force`` cannot help)."""
+    if examples or not report.skipped:
+        return
+    nothing = next(p for p in report.problems if p.code == "all_too_long")
+    raise DatasetError(f"{', '.join(map(str, paths))}: {nothing.message}", report)
 
 
 def _refusal(report: CheckReport, what: str) -> str:

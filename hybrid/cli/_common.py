@@ -8,13 +8,15 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from hybrid.config import Settings, load_settings
 from hybrid.errors import ConfigError, HybridError
 from hybrid.limits import K_MAX, K_MIN
+
+if TYPE_CHECKING:
+    from hybrid.config import Settings
 
 # Exit codes of the contract.
 OK, FAILURE, USAGE, PARTIAL = 0, 1, 2, 3
@@ -67,6 +69,8 @@ pages_option = click.option("--pages", type=PageRange(), default=None, help="Onl
 
 def settings_from(**flags: Any) -> Settings:
     """Settings from config files and environment, overridden by the flags that were given."""
+    from hybrid.config import load_settings  # pydantic-settings: not for `--help`
+
     return load_settings(**flags)
 
 

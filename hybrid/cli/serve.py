@@ -7,7 +7,6 @@ import json
 import click
 
 from hybrid.cli._common import allow_download_option, guarded, index_option, json_option, log, settings_from
-from hybrid.config import is_loopback
 from hybrid.errors import ConfigError
 
 
@@ -28,6 +27,8 @@ def serve(
     With --json, one line {"status": "ready", "url": ...} is printed on stdout once the models
     are loaded, for scripts that start the server; logs go to stderr.
     """
+    from hybrid.config import is_loopback
+
     settings = settings_from(index=index, adapter=adapter, allow_download=allow_download)
     if not is_loopback(host) and settings.api_key is None and not insecure:
         raise ConfigError(

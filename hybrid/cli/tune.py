@@ -57,7 +57,7 @@ class _TuneGroup(click.Group):
 @click.option("--rank", type=click.IntRange(1), default=None, help="LoRA rank [default: from the data size].")
 @click.option(
     "--max-length", type=click.IntRange(16), default=None,
-    help="Longest example in base-model tokens; --check refuses longer ones [default: 1024].",
+    help="Longest example in base-model tokens; longer ones are skipped with a warning [default: 1024].",
 )
 @click.option(
     "--eval", "eval_path", type=click.Path(dir_okay=False), default=None,
@@ -130,6 +130,7 @@ def train(
         "seconds": round(result.seconds, 1),
         "warnings": list(outcome.check.warnings) + list(result.warnings),
         "problems": [p.to_dict() for p in outcome.check.problems],  # the lines --force skipped
+        "skipped": outcome.skipped,  # over-long examples left out (named in a warning)
         "line_warnings": [p.to_dict() for p in outcome.check.line_warnings],
         "activated": outcome.activated,
         "gate": outcome.gate,
@@ -190,6 +191,7 @@ def _human_check(r: dict) -> str:
             f"limit {lengths['limit']:,}, {lengths['over_limit']:,} over"
         )
     lines += _grouped("errors (fix them, or --force skips these lines)", errors, most=10)
+    lines += _grouped("skipped (longer than the limit: training leaves these lines out)", r["skipped"], most=10)
     lines += _grouped("line warnings (these lines still train; look at them)", flagged, most=5)
     if r["warnings"]:
         lines.append("warnings:")

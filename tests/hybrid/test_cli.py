@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from hybrid.cli import main
+from tests.support.tools import require_tesseract
 
 
 def run(*args: str) -> tuple[int, dict]:
@@ -191,8 +191,8 @@ def test_ingest_ocr_without_tesseract_says_how_to_install_it(
     assert code == 1 and "apt install tesseract-ocr" in report["error"]["message"]
 
 
-@pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs the tesseract executable")
 def test_ingest_ocr_reads_a_scan_and_search_finds_it_under_a_non_ascii_name(home: Path, tmp_path: Path) -> None:
+    require_tesseract()
     from tests.support.pdfs import make_scanned_pdf
 
     scan = make_scanned_pdf(tmp_path / "日本 scans" / "relevé été.pdf", ["The glider winch cable snapped during the launch."])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ingest import Hit
 
-from hybrid.guidance import CALIBRATED_MIN_SCORE, decide, min_score_for
+from hybrid.guidance import CALIBRATED_MIN_SCORE, decide, documents_named, min_score_for, name_words
 from hybrid.prompt import build_messages
 
 
@@ -42,3 +42,15 @@ def test_names_are_capitalised_words_that_do_not_start_a_sentence() -> None:
 def test_a_name_the_collection_never_mentions_is_refused() -> None:
     decision = decide([_hit(0.9)], 0.3, missing_names=["Tesla"])
     assert not decision.answer and "Tesla" in decision.reason
+
+
+def test_a_question_names_the_files_whose_distinctive_words_it_uses() -> None:
+    assert name_words("In the third quarter of fiscal 2022, what did Apple's revenue do?") >= {"q3", "2022", "apple"}
+    files = ["/f/2022 Q3 AAPL.pdf", "/f/2023 Q3 AAPL.pdf", "/f/2023 Q1 AAPL.pdf", "/f/2023 Q3 MSFT.pdf"]
+    named = documents_named("What was Apple's revenue in Q3 2022?", files)
+    assert named == {"/f/2022 Q3 AAPL.pdf": 2, "/f/2023 Q3 AAPL.pdf": 1, "/f/2023 Q1 AAPL.pdf": 0, "/f/2023 Q3 MSFT.pdf": 1}
+    # Words every name has (and folders) tell no file apart; one file names nothing either.
+    reports = ["/reports/engine report.pdf", "/reports/fuel report.pdf"]
+    assert documents_named("Which report covers the reports folder?", reports) == dict.fromkeys(reports, 0)
+    assert documents_named("What does the fuel report say?", reports)["/reports/fuel report.pdf"] == 1
+    assert documents_named("Q3 2022?", ["/f/2022 Q3 AAPL.pdf"]) == {"/f/2022 Q3 AAPL.pdf": 0}

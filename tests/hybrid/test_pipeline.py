@@ -105,6 +105,23 @@ def test_documents_about_the_named_subject_come_first(home, tmp_path, fake_embed
     assert {h.chunk_id for h in hits} == {h.chunk_id for h in dense}
 
 
+def test_documents_whose_file_name_the_question_names_come_first(home, tmp_path, fake_embedder) -> None:
+    from hybrid import Pipeline, load_settings
+    from tests.support.pdfs import make_pdf
+
+    folder = tmp_path / "filings"
+    folder.mkdir()
+    make_pdf(folder / "2023 Q3 Acme.pdf", ["Acme quarterly report. Net sales were 90 million dollars in the quarter."])
+    make_pdf(folder / "2022 Q3 Acme.pdf", ["Acme quarterly report. Net sales were 80 million dollars in the quarter."])
+    make_pdf(folder / "2023 Q1 Acme.pdf", ["Acme quarterly report. Net sales were 70 million dollars in the quarter."])
+    pipe = Pipeline(load_settings(adapter="none"), embedder=fake_embedder)
+    pipe.ingest([folder])
+    for question, name in [("What were Acme's net sales in Q3 2022?", "2022 Q3 Acme.pdf"),
+                           ("What were net sales in the first quarter of 2023?", "2023 Q1 Acme.pdf")]:
+        assert Path(pipe.search(question, k=3)[0].source).name == name
+        assert len(pipe.search(question, k=3)) == 3  # first, not only
+
+
 def test_an_adapters_house_boilerplate_comes_from_the_examples_it_learnt(home, tmp_path) -> None:
     import json
 

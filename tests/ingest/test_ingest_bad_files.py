@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from tests.support.pdfs import (
     make_scanned_pdf,
     make_truncated_pdf,
 )
+from tests.support.tools import require_tesseract
 
 
 @pytest.fixture
@@ -216,8 +216,8 @@ def test_ocr_without_tesseract_fails_before_any_work(tmp_path: Path, index_dir, 
     assert not index_dir.exists()
 
 
-@pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs the tesseract executable")
 def test_ocr_makes_scanned_pages_searchable(tmp_path: Path, index_dir, embedder):
+    require_tesseract()
     path = make_scanned_pdf(
         tmp_path / "pdfs" / "scanned letter.pdf",
         ["The compressor blades of engine two showed heavy corrosion during the inspection."],

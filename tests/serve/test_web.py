@@ -1,7 +1,7 @@
 """The chat page at ``GET /``: served with a strict policy, and driven in headless Chromium.
 
-The browser tests need Debian's ``chromium`` package (or ``HYBRID_TEST_CHROMIUM=/path``); they
-skip, saying so, where there is none.
+The browser tests need Debian's ``chromium`` package (``make test`` installs it where it may, or
+set ``HYBRID_TEST_CHROMIUM=/path``); they skip, saying so, where there is none, and fail under CI.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from serve import create_app
 from serve.web import WEB_DIR
 from serve.web import router as web_router
-from tests.support.chromium import Browser, find_chromium
+from tests.support.chromium import Browser
 from tests.support.live_server import live_server
+from tests.support.tools import require_chromium
 
 QUESTION = "How much did revenue grow?"
 WINDOW = (1024, 900)
@@ -28,10 +29,7 @@ WINDOW = (1024, 900)
 @pytest.fixture
 def browser(tmp_path: Path):
     """Headless Chromium with one page, over the DevTools protocol."""
-    binary = find_chromium()
-    if binary is None:
-        pytest.skip("no Chromium found (apt-get install chromium, or set HYBRID_TEST_CHROMIUM)")
-    with Browser(binary, tmp_path / "profile", WINDOW) as opened:
+    with Browser(require_chromium(), tmp_path / "profile", WINDOW) as opened:
         yield opened
 
 

@@ -21,6 +21,26 @@ def make_encrypted_pdf(path: str | Path, text: str, password: str = "secret") ->
     return _write(pdf, path)
 
 
+def make_aes_encrypted_pdf(
+    path: str | Path, pages: list[str], user_password: str = "", algorithm: str = "AES-256"
+) -> Path:
+    """Write a PDF encrypted with AES by pypdf (needs `cryptography` to write and to read).
+
+    The default empty user password is how corporate PDFs usually come: anyone may open them,
+    only the owner password (here "owner") may edit or print.
+    """
+    from pypdf import PdfReader, PdfWriter
+
+    path = Path(path)
+    plain = make_pdf(path.with_name(path.name + ".plain"), pages)
+    writer = PdfWriter(clone_from=PdfReader(plain))
+    writer.encrypt(user_password=user_password, owner_password="owner", algorithm=algorithm)
+    with path.open("wb") as out:
+        writer.write(out)
+    plain.unlink()
+    return path
+
+
 def make_truncated_pdf(path: str | Path) -> Path:
     """Write a valid multi-page PDF cut in half, like an interrupted download."""
     path = make_pdf(path, [f"Page {n} of a document that will be cut short." for n in range(8)])

@@ -32,15 +32,18 @@ def test_every_problem_code_names_its_line(tmp_path: Path, write_jsonl) -> None:
     report = check_examples(path, tokenizer=make_tiny_tokenizer(), max_tokens=100)
     assert codes(report) == [
         (2, "malformed_json"), (3, "unknown_format"), (4, "missing_output"), (5, "bad_role"),
-        (6, "empty_input"), (7, "duplicate"), (8, "conflict"), (9, "too_long"),
+        (6, "empty_input"), (7, "duplicate"), (8, "conflict"),
     ]
     by_code = {p.code: p for p in report.problems}
     assert "line 1" in by_code["duplicate"].message and "line 1" in by_code["conflict"].message
-    assert "over the limit of 100" in by_code["too_long"].message
+    # Over-long: skipped (training goes on without it), not an error.
+    assert [(p.line, p.code) for p in report.skipped] == [(9, "too_long")]
+    assert "over the limit of 100" in report.skipped[0].message
     assert report.ok is False and report.examples == 1
     document = report.to_dict()
-    assert {"ok", "examples", "problems", "warnings", "line_warnings", "lengths", "fact_leak", "size"} <= set(document)
+    assert {"ok", "examples", "problems", "skipped", "warnings", "line_warnings", "lengths", "fact_leak", "size"} <= set(document)
     assert {"line", "code", "message", "source"} <= set(document["problems"][0])
+    assert document["skipped"] == [report.skipped[0].to_dict()]
     json.dumps(document)
 
 
@@ -52,10 +55,42 @@ def test_without_a_tokenizer_lengths_are_estimated_and_only_flagged(tmp_path: Pa
     assert estimated.lengths["unit"] == "estimated tokens" and estimated.lengths["tokenizer"] is None
     assert any("estimated from characters" in w for w in estimated.warnings)
     measured = check_examples(path, tokenizer=make_tiny_tokenizer(), tokenizer_name="tiny", max_tokens=64)
-    assert codes(measured) == [(1, "too_long")] and measured.examples == 0
+    assert [(p.line, p.code) for p in measured.skipped] == [(1, "too_long")] and measured.examples == 0
+    # Nothing is left to train on: that one is an error.
+    assert not measured.ok and codes(measured) == [(0, "all_too_long")]
+    assert "nothing is left to train on" in measured.problems[0].message
     assert measured.lengths["unit"] == "tokens" and measured.lengths["tokenizer"] == "tiny"
     assert measured.lengths["over_limit"] == 1 and measured.lengths["longest"] > 500
     assert not any("estimated" in w for w in measured.warnings)
+
+
+def test_over_long_examples_are_skipped_with_one_warning_naming_them(tmp_path: Path, write_jsonl) -> None:
+    records = [chat(f"Question number {i} about my account", f"Thanks for asking about item {i}, here is what to do.")
+               for i in range(12)]
+    for line in (4, 7, 11):
+        records[line - 1] = chat(f"Story {line}: " + "a very long story " * 40, f"Once upon a time, {line}.")
+    report = check_examples(write_jsonl(tmp_path / "long.jsonl", records), tokenizer=make_tiny_tokenizer(), max_tokens=100)
+    assert report.ok and report.problems == [] and report.examples == 9
+    assert [(p.line, p.code) for p in report.skipped] == [(4, "too_long"), (7, "too_long"), (11, "too_long")]
+    assert report.lengths["over_limit"] == 3
+    skipping = [w for w in report.warnings if "longer than" in w]
+    assert len(skipping) == 1 and skipping[0].startswith("skipped 3 examples longer than 100 tokens: lines 4, 7, 11;")
+
+
+def test_the_skip_warning_lists_a_few_lines_and_names_the_files(tmp_path: Path, write_jsonl) -> None:
+    from tune.check import too_long_warning
+    from tune.data import Problem
+
+    many = [Problem(n, "too_long", "long", "a.jsonl") for n in range(1, 13)]
+    assert too_long_warning(many, 1024) == (
+        "skipped 12 examples longer than 1,024 tokens: lines 1, 2, 3, 4, 5, 6, 7, 8, ...; training goes on with the "
+        "rest. Shorten or split them, or raise --max-length, to train on them too (--check --json lists them all)"
+    )
+    two = [Problem(3, "too_long", "long", "/data/a.jsonl"), Problem(5, "too_long", "long", "/data/b.jsonl")]
+    assert "2 evaluation examples longer than 64 tokens: a.jsonl line 3, b.jsonl line 5;" in too_long_warning(
+        two, 64, "evaluation examples"
+    )
+    assert "skipped 1 example longer than 64 tokens: line 3;" in too_long_warning(two[:1], 64)
 
 
 def test_a_tokenizer_without_chat_template_falls_back_to_the_estimate(tmp_path: Path, write_jsonl) -> None:

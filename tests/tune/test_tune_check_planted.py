@@ -8,24 +8,27 @@ from tests.support.planted_examples import MAX_TOKENS, write_planted
 from tests.support.tiny_llama import make_tiny_tokenizer
 from tune import check_examples
 
-ERRORS = {"malformed_json", "missing_output", "bad_role", "unknown_format", "too_long", "duplicate", "conflict"}
+ERRORS = {"malformed_json", "missing_output", "bad_role", "unknown_format", "duplicate", "conflict"}
+SKIPPED = {"too_long"}  # left out of training with a warning, not errors
 
 
 def test_every_planted_fault_is_named_with_its_line_and_code(tmp_path: Path) -> None:
     path, key = write_planted(tmp_path / "planted.jsonl")
     report = check_examples(path, tokenizer=make_tiny_tokenizer(), tokenizer_name="tiny", max_tokens=MAX_TOKENS)
     errors = {(p.line, p.code) for p in report.problems}
+    skipped = {(p.line, p.code) for p in report.skipped}
     flagged = {(p.line, p.code) for p in report.line_warnings}
     assert errors == {(line, code) for line, code in key.items() if code in ERRORS}
-    assert flagged == {(line, code) for line, code in key.items() if code not in ERRORS}
-    assert all(p.source == str(path) for p in report.problems + report.line_warnings)
+    assert skipped == {(line, code) for line, code in key.items() if code in SKIPPED}
+    assert flagged == {(line, code) for line, code in key.items() if code not in ERRORS | SKIPPED}
+    assert all(p.source == str(path) for p in report.problems + report.skipped + report.line_warnings)
     assert not report.ok and report.examples == 30 + 4  # clean lines + the four that only warn
 
 
 def test_messages_name_the_other_line_and_the_leaked_facts(tmp_path: Path) -> None:
     path, key = write_planted(tmp_path / "planted.jsonl")
     report = check_examples(path, tokenizer=make_tiny_tokenizer(), max_tokens=MAX_TOKENS)
-    by_line = {(p.line, p.code): p.message for p in report.problems + report.line_warnings}
+    by_line = {(p.line, p.code): p.message for p in report.problems + report.skipped + report.line_warnings}
     line = {code: n for n, code in reversed(key.items())}  # the first line planted with each code
     assert "line 1" in by_line[line["duplicate"], "duplicate"] and "line 1" in by_line[line["conflict"], "conflict"]
     assert "line 2" in by_line[line["near_duplicate"], "near_duplicate"]
@@ -50,5 +53,5 @@ def test_fixing_the_planted_lines_leaves_a_clean_report(tmp_path: Path) -> None:
     fixed = tmp_path / "fixed.jsonl"
     fixed.write_text("".join(line + "\n" for number, line in enumerate(lines, 1) if number not in key))
     report = check_examples(fixed, tokenizer=make_tiny_tokenizer(), max_tokens=MAX_TOKENS)
-    assert report.ok and report.problems == [] and report.line_warnings == []
+    assert report.ok and report.problems == [] and report.skipped == [] and report.line_warnings == []
     assert report.examples == 30

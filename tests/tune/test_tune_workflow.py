@@ -64,22 +64,46 @@ def test_a_failed_run_leaves_no_version(tmp_path, write_jsonl, house_examples) -
     assert list((tmp_path / "adapters" / "house").iterdir()) == []
 
 
-def test_over_long_examples_are_measured_with_the_base_tokenizer_and_refused(
+def test_over_long_examples_are_measured_with_the_base_tokenizer_and_skipped(
     tmp_path, tiny_model_dir, write_jsonl, house_examples
 ) -> None:
     long = {"messages": [{"role": "user", "content": "Please help. " * 200},
                          {"role": "assistant", "content": "Dear customer, we will help."}]}
     data = write_jsonl(tmp_path / "long.jsonl", house_examples(4) + [long])
+    held_out = write_jsonl(tmp_path / "eval.jsonl", house_examples(7)[4:] + [long])
     registry = AdapterRegistry(tmp_path / "adapters")
     config = TuneConfig(max_steps=1, batch_size=4, max_length=128)
-    with pytest.raises(DatasetError) as caught:
-        tune(data, name="house", registry=registry, base_model_dir=tiny_model_dir, base_model_spec=str(tiny_model_dir),
-             config=config)
-    assert [(p.line, p.code) for p in caught.value.report.problems] == [(5, "too_long")]
-    assert caught.value.report.lengths["tokenizer"] == tiny_model_dir.name
     outcome = tune(data, name="house", registry=registry, base_model_dir=tiny_model_dir,
-                   base_model_spec=str(tiny_model_dir), config=config, force=True)
-    assert outcome.examples == 4 and outcome.version.meta["examples"] == 4
+                   base_model_spec=str(tiny_model_dir), config=config, eval_path=held_out)
+    assert outcome.check.ok and [(p.line, p.code) for p in outcome.check.skipped] == [(5, "too_long")]
+    assert outcome.check.lengths["tokenizer"] == tiny_model_dir.name
+    assert (outcome.examples, outcome.skipped) == (4, 1) and outcome.version.meta["examples"] == 4
+    assert outcome.version.meta["skipped_too_long"] == 1
+    skipping = [w for w in outcome.check.warnings if w.startswith("skipped")]
+    assert skipping == [
+        "skipped 1 example longer than 128 tokens: line 5; training goes on with the rest. "
+        "Shorten or split it, or raise --max-length, to train on it too",
+        "skipped 1 evaluation example longer than 128 tokens: line 4; training goes on with the rest. "
+        "Shorten or split it, or raise --max-length, to train on it too",
+    ]
+    assert outcome.version.meta["eval_examples"] == 3
+
+
+def test_when_every_example_is_over_long_there_is_nothing_to_train_on(
+    tmp_path, tiny_model_dir, write_jsonl
+) -> None:
+    long = [{"messages": [{"role": "user", "content": f"Please help {i}. " * 200},
+                          {"role": "assistant", "content": "Dear customer, we will help."}]} for i in range(2)]
+    data = write_jsonl(tmp_path / "long.jsonl", long)
+    registry = AdapterRegistry(tmp_path / "adapters")
+    config = TuneConfig(max_steps=1, batch_size=4, max_length=128)
+    for force in (False, True):  # --force cannot help: nothing is left
+        with pytest.raises(DatasetError, match="nothing is left to train on") as caught:
+            tune(data, name="house", registry=registry, base_model_dir=tiny_model_dir,
+                 base_model_spec=str(tiny_model_dir), config=config, force=force)
+        assert [p.line for p in caught.value.report.skipped] == [1, 2]
+        assert "--force" not in str(caught.value)
+    assert registry.names() == []
 
 
 def _replies(prefix: str, n: int, reply: str) -> list[dict]:
