@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM ?= false
 CORPUS   ?=
 EXAMPLES ?=
 
-.PHONY: demo test test-fast lint-imports install system-deps clean docs-api
+.PHONY: demo test test-fast lint-imports install system-deps clean docs-api docs docs-check
 
 $(PY):
 	@echo "==> creating $(VENV)"
@@ -57,6 +57,15 @@ demo: $(STAMP)
 # The HTTP API reference is generated from the OpenAPI schema; a test fails when it is stale.
 docs-api: $(STAMP)
 	$(PY) -m serve.apidoc > docs/reference/api.md
+
+# The example outputs in README.md and docs/ come from real runs of their commands, on what
+# `make demo` built (docs/generate.py; about half an hour on two cores), and the measured-figures
+# page from bench/figures.toml. docs-check re-runs them and rewrites nothing.
+docs: $(STAMP)
+	$(PY) docs/generate.py
+
+docs-check: $(STAMP)
+	$(PY) docs/generate.py --check
 
 clean:
 	rm -rf $(VENV) .demo build *.egg-info

@@ -2,7 +2,7 @@
 
 Word overlap alone accepts nonsense made of the evidence's words ("1. Pre-training tasks ...
 2. Pre-feeling tasks"), the same words shuffled, and another document's sentence that shares
-the vocabulary. A sentence is supported here only when all four hold against the texts it
+the vocabulary. A sentence is supported here only when all five hold against the texts it
 cites:
 
 1. **numbers**: every number it states is in them (95 minutes is not "about 2 hours");
@@ -12,7 +12,12 @@ cites:
    side, in the same order, in an evidence sentence: a shuffled sentence fails;
 4. **meaning**: its embedding is at least ``min_similarity`` (cosine) from the closest
    evidence sentence, a threshold calibrated per embedder on the SEC 10-Q QA set
-   (``bench/support_check.py``; figures in docs/concepts/grounding.md).
+   (``bench/support_check.py``; figures in docs/concepts/grounding.md);
+5. **polarity**: it negates ("not", "no", "never", "n't", ...) exactly when the evidence
+   sentence that holds most of its words does. "The Company did not repurchase 262 million
+   shares" from "The Company repurchased 262 million shares" passes the other four tests
+   (seen with the demo's house adapter on the SEC questions); embeddings barely tell them
+   apart.
 
 A sentence with fewer than two content words has no pairs; order then counts as met. Without
 an embedder (``embed=None``) the meaning test is skipped.
@@ -39,6 +44,7 @@ ORDER_WINDOW = 1
 CALIBRATED_MIN_SIMILARITY = {"all-MiniLM-L6-v2": 0.5}
 UNCALIBRATED_MIN_SIMILARITY = 0.5
 _CACHE_SIZE = 4096
+NEGATIONS = frozenset({"not", "no", "never", "none", "neither", "nor", "without", "cannot", "nothing"})
 _ENUMERATOR = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*\u2022])\s+")
 _SUFFIXES = (("ies", "y"), ("sses", "ss"), ("es", ""), ("s", ""), ("ing", ""), ("ed", ""), ("ly", ""))
 
@@ -62,13 +68,14 @@ def _stems(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Support:
-    """The four tests of one sentence against its evidence, and the verdict."""
+    """The five tests of one sentence against its evidence, and the verdict."""
 
     supported: bool
     numbers: bool
     coverage: float
     order: float
     similarity: float | None  # None when no embedder was given
+    polarity: bool = True  # negates exactly when its closest evidence sentence does
 
 
 def min_similarity_for(embedder: str) -> float:
@@ -107,18 +114,23 @@ class SupportCheck:
         claimed = _stems(sentence)
         known = {stem(w) for w in content_words(evidence)}
         coverage = sum(w in known for w in claimed) / len(claimed) if claimed else 0.0
-        order = _order(claimed, [_stems(u) for u in pieces])
+        piece_stems = [_stems(u) for u in pieces]
+        order = _order(claimed, piece_stems)
+        overlap = [len(set(claimed).intersection(p)) for p in piece_stems]
+        closest = pieces[overlap.index(max(overlap))] if pieces else ""
+        polarity = _negates(sentence) == _negates(closest)
         similarity = None
         if self.embed is not None and pieces:
             vectors = self._embedded([sentence, *pieces])
             similarity = float(np.max(vectors[1:] @ vectors[0]))
         supported = (
             numbers
+            and polarity
             and coverage >= self.min_coverage
             and order >= self.min_order
             and (similarity is None or similarity >= self.min_similarity)
         )
-        return Support(supported, numbers, coverage, order, similarity)
+        return Support(supported, numbers, coverage, order, similarity, polarity)
 
     def _embedded(self, texts: Sequence[str]) -> np.ndarray:
         assert self.embed is not None
@@ -129,6 +141,10 @@ class SupportCheck:
         while len(self._vectors) > _CACHE_SIZE:
             self._vectors.popitem(last=False)
         return rows
+
+
+def _negates(text: str) -> bool:
+    return any(w in NEGATIONS or w.endswith("n't") for w in words(text))
 
 
 def _order(claimed: Sequence[str], pieces: Sequence[Sequence[str]]) -> float:

@@ -11,6 +11,7 @@ EVIDENCE = [
     "BERT is pre-trained on two unsupervised tasks: masked language modelling and next sentence prediction. "
     "The masked language model randomly masks 15% of the input tokens.",
     "The flight lasted 95 minutes. The pulley was repaired after the first flight.",
+    "The Company repurchased 262 million shares of its common stock. No dividends were declared.",
 ]
 check = SupportCheck(None)  # the lexical tests only; the meaning test needs an embedder
 
@@ -21,6 +22,7 @@ check = SupportCheck(None)  # the lexical tests only; the meaning test needs an 
         "BERT is pre-trained on two unsupervised tasks: masked language modelling and next sentence prediction.",
         "The masked language model masks 15% of the input tokens.",
         "The flight lasted 95 minutes.",
+        "No dividends were declared.",
     ],
 )
 def test_the_evidence_and_close_rewordings_pass(sentence) -> None:
@@ -36,13 +38,16 @@ def test_the_evidence_and_close_rewordings_pass(sentence) -> None:
         ("The flight lasted approximately 2 hours.", "numbers"),
         ("The masked language model masks 25% of the input tokens.", "numbers"),
         ("GPT-2 is trained on web text with a left-to-right language modelling objective.", "coverage"),
+        ("The Company did not repurchase 262 million shares of its common stock.", "polarity"),
+        ("The Company didn't repurchase 262 million shares.", "polarity"),
+        ("Dividends were declared.", "polarity"),
     ],
 )
 def test_nonsense_shuffles_wrong_numbers_and_other_facts_fail(sentence, fails) -> None:
     result = check.supports(sentence, EVIDENCE)
     assert not result.supported
     assert {"coverage": result.coverage < check.min_coverage, "order": result.order < check.min_order,
-            "numbers": not result.numbers}[fails], result
+            "numbers": not result.numbers, "polarity": not result.polarity}[fails], result
 
 
 def test_the_meaning_test_uses_the_embedder(fake_embedder) -> None:
