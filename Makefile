@@ -59,13 +59,13 @@ docs-api: $(STAMP)
 	$(PY) -m serve.apidoc > docs/reference/api.md
 
 # The example outputs in README.md and docs/ come from real runs of their commands, on what
-# `make demo` built (docs/generate.py; about half an hour on two cores), and the measured-figures
+# `make demo` built (.ci/docs/generate.py; about half an hour on two cores), and the measured-figures
 # page from bench/figures.toml. docs-check re-runs them and rewrites nothing.
 docs: $(STAMP)
-	$(PY) docs/generate.py
+	$(PY) .ci/docs/generate.py
 
 docs-check: $(STAMP)
-	$(PY) docs/generate.py --check
+	$(PY) .ci/docs/generate.py --check
 
 clean:
 	rm -rf $(VENV) .demo build *.egg-info

@@ -15,9 +15,9 @@ the demo's corpus and index are brought up to date with docs/ exactly as ``make 
 Outputs are written with machine paths made neutral: the repository root becomes ``~/hybrid``
 and ``$HOME`` becomes ``~``. ``hybrid serve`` runs on a free port, shown as 8000.
 
-    .venv/bin/python docs/generate.py            # rewrite every generated block
-    .venv/bin/python docs/generate.py --check    # re-run, compare, rewrite nothing (exit 1 if stale)
-    .venv/bin/python docs/generate.py --check --cheap README.md
+    .venv/bin/python .ci/docs/generate.py            # rewrite every generated block
+    .venv/bin/python .ci/docs/generate.py --check    # re-run, compare, rewrite nothing (exit 1 if stale)
+    .venv/bin/python .ci/docs/generate.py --check --cheap README.md
                                                  # only the commands that take seconds
 
 ``--check`` compares up to timings: numbers, hex ids and runs of spaces are masked first, so a
@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FENCE_OPEN = "```console generated"
 SHOWN_ROOT = "~/hybrid"  # how the repository root appears in outputs
 SHOWN_PORT = "8000"
@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {path.relative_to(ROOT)}", flush=True)
         changed = generate(path, progress=lambda m: print(m, flush=True))
         print(f"   {'rewritten' if changed else 'unchanged'}", flush=True)
-    from figures import write_page  # docs/figures.py, beside this script
+    from figures import write_page  # .ci/docs/figures.py, beside this script
 
     write_page()
     print(f"done in {time.perf_counter() - started:.0f} s")

@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "bench" / "figures.toml"
 PAGE = ROOT / "docs" / "reference" / "figures.md"
 # A link to a group of the page, from anywhere in README.md or docs/: [TEXT](...figures.md#GROUP)
