@@ -29,7 +29,7 @@ MIN_CLAIM_WORDS = 3
 # 3,000 / 12.5 / 2022 / $81 (the currency sign is not part of the number); "1." or "2)" leading
 # a list item is an enumerator, not a number the sentence states.
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
-_ENUMERATOR = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*\u2022])\s+")
+ENUMERATOR = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*\u2022])\s+")
 # Capitalised words inside a sentence: names, which a rewrite must not invent either. After a
 # colon or semicolon a capital starts a clause ("Summary: The engine ..."), not a name.
 _NAME = re.compile(r"(?<=[a-z0-9,)] )[A-Z][A-Za-z0-9&'-]+")
@@ -73,7 +73,7 @@ def numbers_in(text: str) -> set[str]:
 
     ``"1. Revenue was $82,959 million in 2022."`` -> ``{"82959", "2022"}``.
     """
-    text = _ENUMERATOR.sub("", text)
+    text = ENUMERATOR.sub("", text)
     return {m.group().replace(",", "").rstrip(".") for m in _NUMBER.finditer(text)}
 
 
@@ -123,7 +123,7 @@ def is_claim(sentence: str) -> bool:
 
     "The answer is: 45,384" is short, and a fact all the same.
     """
-    text = _ENUMERATOR.sub("", sentence)
+    text = ENUMERATOR.sub("", sentence)
     return len(content_words(text)) >= MIN_CLAIM_WORDS or bool(numbers_in(text))
 
 
@@ -157,7 +157,7 @@ def house_sentences(replies: Sequence[str]) -> frozenset[str]:
 
 def score(sentence: str, evidence: Evidence) -> float:
     """Support of ``sentence`` by one passage: content-word overlap, 0 if a number is missing."""
-    words = content_words(_ENUMERATOR.sub("", sentence))
+    words = content_words(ENUMERATOR.sub("", sentence))
     if not words:
         return 0.0
     if not numbers_in(sentence) <= evidence.numbers:

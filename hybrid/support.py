@@ -25,14 +25,14 @@ an embedder (``embed=None``) the meaning test is skipped.
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
-from hybrid.grounding import numbers_in
+from hybrid.grounding import ENUMERATOR, numbers_in
 from hybrid.text import content_words, sentence_spans, words
 
 MIN_COVERAGE = 0.7
@@ -45,7 +45,6 @@ CALIBRATED_MIN_SIMILARITY = {"all-MiniLM-L6-v2": 0.5}
 UNCALIBRATED_MIN_SIMILARITY = 0.5
 _CACHE_SIZE = 4096
 NEGATIONS = frozenset({"not", "no", "never", "none", "neither", "nor", "without", "cannot", "nothing"})
-_ENUMERATOR = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*\u2022])\s+")
 _SUFFIXES = (("ies", "y"), ("sses", "ss"), ("es", ""), ("s", ""), ("ing", ""), ("ed", ""), ("ly", ""))
 
 
@@ -107,7 +106,7 @@ class SupportCheck:
 
     def supports(self, sentence: str, texts: Sequence[str]) -> Support:
         """The verdict on ``sentence`` (markers removed) against ``texts`` (what it cites)."""
-        sentence = _ENUMERATOR.sub("", sentence).strip()
+        sentence = ENUMERATOR.sub("", sentence).strip()
         pieces = [" ".join(t[a:b].split()) for t in texts for a, b in units(t)]
         evidence = " ".join(texts)
         numbers = numbers_in(sentence) <= numbers_in(evidence)
@@ -156,7 +155,7 @@ def _order(claimed: Sequence[str], pieces: Sequence[Sequence[str]]) -> float:
     for piece in pieces:
         for i, word in enumerate(piece):
             pairs.update((word, later) for later in piece[i + 1 : i + 1 + ORDER_WINDOW])
-    return sum(pair in pairs for pair in zip(claimed, claimed[1:], strict=False)) / (len(claimed) - 1)
+    return sum(pair in pairs for pair in pairwise(claimed)) / (len(claimed) - 1)
 
 
 def units(text: str) -> list[tuple[int, int]]:
