@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=int(os.environ.get("DEMO_EPOCHS", "2")))
     parser.add_argument("--max-steps", type=int, default=int(os.environ.get("DEMO_MAX_STEPS", "40")))
     parser.add_argument("--workdir", default=str(ROOT / ".demo"))
+    parser.add_argument("--setup-only", action="store_true",
+                        help="ingest and tune, then stop: the index and adapter the README tour reads")
     args = parser.parse_args(argv)
 
     work = Path(args.workdir).resolve()
@@ -178,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     for warning in result["warnings"]:
         print(f"warning: {warning}")
     _done(t, timings, "tune")
+    if args.setup_only:
+        print("\n=== timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+        return 0
 
     t = _step("3/5 serve: hybrid serve on 127.0.0.1")
     port = _free_port()

@@ -35,7 +35,7 @@ class IngestConfig:
     # (AMX or AVX512-BF16; ~3x faster here, cosine to float32 vectors > 0.999), else float32.
     embed_dtype: str = "auto"
     # Processes that parse PDFs in parallel (see ingest.parse): -1 = automatic, one per CPU
-    # (at most 8) when at least 2 files and 4 MB are to be read; 0 = parse in the main process.
+    # (at most 8) when at least 2 files and 1 MB are to be read; 0 = parse in the main process.
     parse_workers: int = -1
     # A file with more pages than this is reported as failed instead of read (0 = no limit):
     # reading a 100,000-page PDF would hold the run, and its single transaction, for hours.
