@@ -14,7 +14,15 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, TypeAdapter, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -86,6 +94,11 @@ class Settings(BaseSettings):
     allow_download: bool = Field(False, description="Let model loading reach a model hub.")
     api_key: SecretStr | None = Field(None, description="Bearer key for /v1 routes.")
     admin_key: SecretStr | None = Field(None, description="Bearer key for admin routes.")
+    insecure: bool = Field(
+        False,
+        description="Serve without HYBRID_API_KEY on an address other than loopback: anyone who can reach it may "
+        "query, and with no HYBRID_ADMIN_KEY either, upload documents and activate adapters (`hybrid serve --insecure`).",
+    )
     max_concurrent: int = Field(2, ge=1, le=64, description="Query, chat and search requests served at once; more wait in the queue.")
     max_queue: int = Field(16, ge=0, le=10_000, description="Requests that may wait for a slot; beyond that, 503 with Retry-After.")
     queue_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds a request may wait for a slot before a 503.")
@@ -115,6 +128,13 @@ class Settings(BaseSettings):
             return TypeAdapter(leaf).validate_python(value)
         except (IngestConfigError, TuneConfigError) as exc:
             raise ValueError(str(exc)) from exc
+
+    @model_validator(mode="after")
+    def _distinct_keys(self) -> Settings:
+        problem = shared_keys(self)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @field_validator("home", "index", mode="after")
     @classmethod
@@ -165,10 +185,36 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def is_loopback(host: str) -> bool:
-    """Whether ``host`` only listens on this machine (localhost, 127.0.0.0/8, ::1)."""
+    """Whether ``host`` only listens on this machine (localhost, 127.0.0.0/8, ::1, ::ffff:127.x)."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+def shared_keys(settings: Settings) -> str | None:
+    """Why the keys are unsafe, or None: the admin key must differ from the query key, or every
+    query client could activate adapters and upload documents. Settings refuse such keys when
+    they are built; ``serve.create_app`` checks again, for settings changed with ``model_copy``."""
+    api, admin = settings.api_key, settings.admin_key
+    if api is not None and admin is not None and api.get_secret_value() == admin.get_secret_value():
+        return (
+            "HYBRID_ADMIN_KEY is the same as HYBRID_API_KEY, so every query client could activate "
+            "adapters and upload documents; give the admin key a value of its own"
+        )
+    return None
+
+
+def unsafe_bind(settings: Settings, host: str) -> str | None:
+    """Why serving on ``host`` with these settings would be unsafe, or None when it is not:
+    an address other than loopback needs HYBRID_API_KEY, or ``insecure`` to accept anyone."""
+    if is_loopback(host) or settings.api_key is not None or settings.insecure:
+        return None
+    return (
+        f"refusing to listen on {host} without keys: set HYBRID_API_KEY (and HYBRID_ADMIN_KEY), "
+        "or pass --insecure (HYBRID_INSECURE=1) to accept anyone on the network"
+    )

@@ -10,8 +10,10 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from hybrid import Pipeline, Settings, __version__
+from hybrid.config import shared_keys
+from hybrid.errors import ConfigError
 from serve.admin import router as admin_router
-from serve.auth import QueryKeyFirst
+from serve.auth import LoopbackWithoutKeys, QueryKeyFirst
 from serve.concurrency import GATED_PATHS, Gate, install_gate
 from serve.deps import get_settings
 from serve.errors import install_error_handlers
@@ -31,11 +33,18 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
         settings: overrides ``get_settings()`` (default: hybrid.toml and HYBRID_* variables).
         pipeline: a ready-made pipeline (tests pass one with small models); default: built from
             the settings and loaded in the lifespan.
+
+    Raises:
+        ConfigError: the query and admin keys are the same (``hybrid.config.shared_keys``).
     """
+    if settings is not None and (problem := shared_keys(settings)):
+        raise ConfigError(problem)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = app.dependency_overrides.get(get_settings, get_settings)()
+        if problem := shared_keys(resolved):
+            raise ConfigError(problem)  # the server does not start
         if pipeline is None:
             app.state.pipeline = Pipeline(resolved)
             app.state.pipeline.serving = True  # fast_decode "auto" builds the fast path here
@@ -66,6 +75,8 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
     app.add_middleware(QueryKeyFirst, get_settings=lambda: app.state.settings, paths=GATED_PATHS)
     app.add_middleware(BodyLimit)  # 413 before a large body is read, 408 for one that stalls
     install_metrics(app)
+    # Outermost: no request from the network reaches a server without keys (serve.auth).
+    app.add_middleware(LoopbackWithoutKeys, get_settings=lambda: app.state.settings)
     app.include_router(router)
     app.include_router(v1)
     app.include_router(admin_router)

@@ -2,8 +2,11 @@
 
 The rules (docs/reference/http.md, "Keys"):
 
-- No key set: every route is open, which ``hybrid serve`` allows only on a loopback address
-  unless ``--insecure`` is given.
+- No key set: every route is open, on a loopback address only unless ``insecure`` is set
+  (``--insecure``, ``HYBRID_INSECURE=1``). ``hybrid serve`` refuses to start on another
+  address; ``LoopbackWithoutKeys`` holds the same rule in the app however it is started
+  (``create_app`` under any ASGI server): a connection that arrived on an address other than
+  loopback gets 403. Equal query and admin keys are refused by the settings themselves.
 - ``HYBRID_API_KEY`` set: /v1 routes need ``Authorization: Bearer <key>``, the query key or the
   admin key; 401 without a key or with a wrong one.
 - Admin routes (adapter activation, document uploads, jobs) need the admin key: 401 without a
@@ -22,6 +25,7 @@ a slot.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Callable
 from typing import Annotated
 
@@ -30,6 +34,7 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hybrid import Settings
+from hybrid.config import is_loopback, unsafe_bind
 from serve.deps import get_settings
 from serve.errors import error_response
 
@@ -109,3 +114,39 @@ class QueryKeyFirst:
                 await error_response(401, "unauthorized", str(exc.detail), exc.headers)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class LoopbackWithoutKeys:
+    """Pure ASGI: 403 for every request that reached the server on an address other than
+    loopback while it has no ``HYBRID_API_KEY`` and ``insecure`` is not set.
+
+    The address is the server's end of the connection (ASGI ``scope["server"]``), so a server
+    bound to 0.0.0.0 still answers on 127.0.0.1. A name rather than an address there (an
+    in-process test client) or none (a Unix socket) is not a network connection and passes.
+    """
+
+    def __init__(self, app: ASGIApp, get_settings: Callable[[], Settings | None]) -> None:
+        self.app = app
+        self.get_settings = get_settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        settings = self.get_settings()
+        server = scope.get("server") if scope["type"] in ("http", "websocket") else None
+        if settings is not None and server and _is_address(server[0]) and not is_loopback(server[0]):
+            refusal = unsafe_bind(settings, server[0])
+            if refusal and scope["type"] == "http":
+                message = refusal.replace("refusing to listen on", "this server answers no requests on", 1)
+                await error_response(403, "keys_required", message)(scope, receive, send)
+                return
+            if refusal:  # a websocket: close the handshake
+                await send({"type": "websocket.close", "code": 1008})
+                return
+        await self.app(scope, receive, send)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

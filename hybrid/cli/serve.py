@@ -15,7 +15,7 @@ from hybrid.errors import ConfigError
 @click.option("--adapter", default=None, help="Adapter to answer with [default: active 'house', if any].")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
-@click.option("--insecure", is_flag=True, help="Allow a non-loopback address without HYBRID_API_KEY.")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback address without HYBRID_API_KEY (also HYBRID_INSECURE=1).")
 @allow_download_option
 @json_option
 @guarded
@@ -27,21 +27,14 @@ def serve(
     With --json, one line {"status": "ready", "url": ...} is printed on stdout once the models
     are loaded, for scripts that start the server; logs go to stderr.
     """
-    from hybrid.config import is_loopback
+    from hybrid.config import unsafe_bind
 
-    settings = settings_from(index=index, adapter=adapter, allow_download=allow_download)
-    if not is_loopback(host) and settings.api_key is None and not insecure:
-        raise ConfigError(
-            f"refusing to listen on {host} without keys: set HYBRID_API_KEY (and HYBRID_ADMIN_KEY), "
-            "or pass --insecure to accept anyone on the network"
-        )
-    keys = [key.get_secret_value() if key is not None else None for key in (settings.api_key, settings.admin_key)]
-    if keys[0] is not None and keys[0] == keys[1]:
-        raise ConfigError(
-            "HYBRID_ADMIN_KEY is the same as HYBRID_API_KEY, so every query client could activate "
-            "adapters and upload documents; give the admin key a value of its own"
-        )
-    if keys[0] is not None and keys[1] is None:
+    # Equal keys are refused by the settings themselves, however the server is started.
+    settings = settings_from(index=index, adapter=adapter, allow_download=allow_download, insecure=insecure or None)
+    refusal = unsafe_bind(settings, host)
+    if refusal:
+        raise ConfigError(refusal)
+    if settings.api_key is not None and settings.admin_key is None:
         log("admin routes are closed (adapter activation, uploads): set HYBRID_ADMIN_KEY to open them")
     from hybrid.pipeline import Pipeline
     from serve import create_app, run

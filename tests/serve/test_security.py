@@ -248,3 +248,98 @@ def test_stored_upload_names_are_plain_file_names(name, stored) -> None:
     from serve.admin import _file_name
 
     assert _file_name(name) == stored
+
+
+# -- the same rules hold in the app, however it is started ------------------------------------
+
+
+def test_equal_keys_are_refused_by_the_settings_and_by_create_app(pipeline) -> None:
+    from pydantic import ValidationError
+
+    from hybrid import Settings
+    from hybrid.config import load_settings
+    from hybrid.errors import ConfigError
+
+    with pytest.raises(ValidationError, match="the same as HYBRID_API_KEY"):
+        Settings(api_key=QUERY, admin_key=QUERY)
+    with pytest.raises(ConfigError, match="the same as HYBRID_API_KEY"):
+        load_settings(api_key=QUERY, admin_key=QUERY)
+    copied = pipeline.settings.model_copy(update={"api_key": SecretStr(QUERY), "admin_key": SecretStr(QUERY)})
+    with pytest.raises(ConfigError, match="the same as HYBRID_API_KEY"):
+        create_app(copied, pipeline=pipeline)
+
+
+def _call(app, scope_type: str = "http", server=("192.0.2.10", 8000)) -> list[dict]:
+    """One request straight through the ASGI app, as a server bound to `server` would pass it."""
+    import asyncio
+
+    sent: list[dict] = []
+    scope = {"type": scope_type, "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": "/healthz", "raw_path": b"/healthz", "query_string": b"",
+             "root_path": "", "headers": [(b"host", b"example")], "client": ("192.0.2.99", 5000),
+             "server": server}
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False} if scope_type == "http" else {"type": "websocket.connect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+@pytest.mark.parametrize(
+    ("server", "keys", "refused"),
+    [
+        (("192.0.2.10", 8000), {}, True),  # the network, no keys
+        (("::ffff:192.0.2.10", 8000), {}, True),
+        (("2001:db8::1", 8000), {}, True),
+        (("127.0.0.1", 8000), {}, False),  # bound to 0.0.0.0, reached on loopback
+        (("::ffff:127.0.0.1", 8000), {}, False),
+        (("::1", 8000), {}, False),
+        (("192.0.2.10", 8000), {"api_key": QUERY, "admin_key": ADMIN}, False),
+        (("192.0.2.10", 8000), {"insecure": True}, False),
+        (None, {}, False),  # a Unix socket
+    ],
+)
+def test_a_server_without_keys_answers_the_network_403(pipeline, server, keys, refused) -> None:
+    from serve.auth import LoopbackWithoutKeys
+
+    update = {k: SecretStr(v) if isinstance(v, str) else v for k, v in keys.items()}
+    settings = pipeline.settings.model_copy(update=update)
+
+    async def inner(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sent = _call(LoopbackWithoutKeys(inner, get_settings=lambda: settings), server=server)
+    assert sent[0]["status"] == (403 if refused else 200)
+    if refused:
+        error = json.loads(sent[1]["body"])["error"]
+        assert error["code"] == "keys_required"
+        assert "HYBRID_API_KEY" in error["message"] and "HYBRID_INSECURE" in error["message"]
+
+
+def test_a_websocket_from_the_network_is_closed_without_keys(pipeline) -> None:
+    from serve.auth import LoopbackWithoutKeys
+
+    async def inner(scope, receive, send) -> None:
+        await send({"type": "websocket.accept"})
+
+    sent = _call(LoopbackWithoutKeys(inner, get_settings=lambda: pipeline.settings), scope_type="websocket")
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+
+
+def test_the_app_holds_the_rule_under_any_server(pipeline) -> None:
+    """create_app's stack, not only the middleware alone: /healthz from the network is 403."""
+    app = create_app(pipeline.settings, pipeline=pipeline)
+    with TestClient(app):  # runs the lifespan, so the app has its settings
+        sent = _call(app)
+        assert sent[0]["status"] == 403
+        assert _call(app, server=("127.0.0.1", 8000))[0]["status"] == 200
+
+
+def test_serve_takes_insecure_from_the_environment(home, monkeypatch) -> None:
+    result, started = _serve(monkeypatch, "--host", "0.0.0.0", HYBRID_INSECURE="1")
+    assert result.exit_code == 0 and started == ["0.0.0.0"]
