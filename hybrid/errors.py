@@ -1,10 +1,14 @@
 """Errors raised by the hybrid core.
 
 Library code raises; the boundaries (CLI, HTTP) translate. Each error carries a stable ``code``
-that the HTTP layer returns as ``error.code`` and an HTTP status it maps to.
+that the HTTP layer returns as ``error.code`` and an HTTP status it maps to. The leaves' errors
+(``ingest.errors``, ``tune.errors``) declare their public ``code`` next to each class, so renaming
+a class changes no code; ``from_leaf`` gives them their status from ``LEAF_STATUS``.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 
 class HybridError(Exception):
@@ -47,3 +51,21 @@ class NotReadyError(HybridError):
 
     code = "not_ready"
     status = 503
+
+
+# The status of a leaf error, by its declared code: what is not here is the caller's bad input.
+LEAF_STATUS: dict[str, type[HybridError]] = {"not_found": NotFoundError, "conflict": ConflictError}
+
+
+class LeafError(Protocol):
+    """What the leaves' error base classes declare."""
+
+    code: str
+
+
+def from_leaf(exc: LeafError) -> HybridError:
+    """The ``HybridError`` a leaf's error (``ingest.IngestError``, ``tune.TuneError``) becomes:
+    its message and declared ``code``, and the status ``LEAF_STATUS`` gives that code (400 else)."""
+    error = LEAF_STATUS.get(exc.code, BadRequestError)(str(exc))
+    error.code = exc.code
+    return error

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -29,7 +28,7 @@ from hybrid import guidance, router
 from hybrid.answering import Plan, finish, refusal, with_usage
 from hybrid.config import DEFAULT_ADAPTER_NAME, Settings
 from hybrid.context import ContextAugment, record_context
-from hybrid.errors import BadRequestError, ConflictError, HybridError, NotFoundError
+from hybrid.errors import BadRequestError, HybridError, NotFoundError, from_leaf
 from hybrid.grounding import house_sentences
 from hybrid.house import HouseFrame, house_frame
 from hybrid.limits import K_MAX, K_MIN, MAX_QUESTION_CHARS
@@ -58,16 +57,8 @@ def leaf_errors() -> Iterator[None]:
     """Re-raise the leaves' errors as ``HybridError`` so the CLI and HTTP map them one way."""
     try:
         yield
-    except (ingest.IndexNotFoundError, tune.AdapterNotFoundError, tune.ModelNotFoundError) as exc:
-        raise NotFoundError(str(exc)) from exc
-    except ingest.IndexBusyError as exc:
-        raise ConflictError(str(exc)) from exc
     except (ingest.IngestError, tune.TuneError) as exc:
-        error = BadRequestError(str(exc))
-        # IndexMismatchError -> "index_mismatch": a stable code per leaf error class.
-        name = type(exc).__name__.removesuffix("Error").removesuffix("Failure")
-        error.code = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() or "bad_request"
-        raise error from exc
+        raise from_leaf(exc) from exc
 
 
 class Pipeline:

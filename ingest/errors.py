@@ -10,6 +10,8 @@ from __future__ import annotations
 class IngestError(Exception):
     """Base class of every error the ingest package raises on purpose."""
 
+    code = "ingest"
+
 
 class PdfReadFailure(IngestError):
     """A file cannot be read as a PDF with a text layer.
@@ -22,6 +24,8 @@ class PdfReadFailure(IngestError):
         reason: why, without the path (e.g. "encrypted; ...", "not a PDF (starts with ...)").
     """
 
+    code = "pdf_read"
+
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
@@ -31,18 +35,28 @@ class PdfReadFailure(IngestError):
 class IndexNotFoundError(IngestError):
     """There is no index at the given directory."""
 
+    code = "not_found"
+
 
 class IndexMismatchError(IngestError):
     """The index was built with another embedder (name or vector size) than the one given."""
+
+    code = "index_mismatch"
 
 
 class IngestConfigError(IngestError):
     """An `IngestConfig` has one or more invalid fields (all of them are listed in the message)."""
 
+    code = "ingest_config"
+
 
 class IndexBusyError(IngestError):
     """Another process holds the index's writer lock (an ingest or a removal is running)."""
 
+    code = "conflict"
+
 
 class SearchFilterError(IngestError):
     """A search filter is invalid or names no indexed document (`--source`, page range)."""
+
+    code = "search_filter"

@@ -27,6 +27,8 @@ _TIMEOUT = 300
 class OcrError(IngestError):
     """One page could not be read with OCR (its images cannot be extracted, or Tesseract failed)."""
 
+    code = "ocr"
+
 
 def find_tesseract() -> str:
     """The path of the `tesseract` executable.
