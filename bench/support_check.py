@@ -12,6 +12,9 @@ documents. Each kind of sentence is then checked against that evidence:
   *another company's* filings: the same vocabulary and topic, other facts.
 - ``other answer`` (must fail): claims of the gold answer to a question about another company.
 - ``shuffled`` (must fail): a claim of the evidence itself with its words in random order.
+- ``swapped word`` (must fail): a claim of the evidence itself with one content word replaced
+  by a content word of another company's passages that the evidence lacks ("net sales
+  increased" -> "net sales declined"): the same sentence, saying another thing.
 
 A negative that appears word for word in the evidence is left out (it is supported). Prints
 the rates at the thresholds in use and over a grid, so the thresholds can be chosen here.
@@ -37,7 +40,7 @@ from hybrid import Pipeline, load_settings  # noqa: E402
 from hybrid.grounding import is_claim  # noqa: E402
 from hybrid.qa import read_qa  # noqa: E402
 from hybrid.support import units  # noqa: E402
-from hybrid.text import sentence_spans  # noqa: E402
+from hybrid.text import content_words, sentence_spans  # noqa: E402
 
 _COMPANY = re.compile(r"\b([A-Z]{3,5})\b")
 
@@ -62,6 +65,7 @@ def main() -> int:
     args = parser.parse_args()
 
     rng = random.Random(args.seed)
+    swaps = random.Random(args.seed + 1)  # its own, so the other kinds' samples stay as they were
     pipeline = Pipeline(load_settings(home=args.home))
     check = pipeline.support_check()
     items = [i for i in read_qa(args.qa) if company(i.sources)]
@@ -77,7 +81,8 @@ def main() -> int:
             own_evidence = [h.text for h in pipeline.search(sentence, k=args.k, sources=item.sources)]
             rows.append(("gold", check.supports(sentence, own_evidence)))
         other = rng.choice([c for c in companies if c != own])
-        for hit in pipeline.search(item.question, k=2, sources=[f"*{other}*"]):
+        foreign = pipeline.search(item.question, k=2, sources=[f"*{other}*"])
+        for hit in foreign:
             for a, b in units(hit.text):
                 sentence = " ".join(hit.text[a:b].split())
                 if is_claim(sentence) and sentence not in flat:
@@ -94,20 +99,29 @@ def main() -> int:
             while shuffled == words:
                 rng.shuffle(shuffled)
             rows.append(("shuffled", check.supports(" ".join(shuffled), evidence)))
+        known = {w.lower() for w in re.findall(r"[A-Za-z]+", flat)}
+        strangers = sorted({w for h in foreign for w in content_words(h.text) if w.isalpha() and len(w) > 3} - known)
+        for sentence in swaps.sample(own_sentences, min(3, len(own_sentences))):
+            words = sentence.split()
+            spots = [i for i, w in enumerate(words) if w.isalpha() and w.lower() in content_words(sentence)]
+            if spots and strangers:
+                words[swaps.choice(spots)] = swaps.choice(strangers)
+                rows.append(("swapped word", check.supports(" ".join(words), evidence)))
 
-    kinds = ["gold", "other document", "other answer", "shuffled"]
+    kinds = ["gold", "other document", "other answer", "shuffled", "swapped word"]
     print(f"{len(items)} questions, k={args.k}; sentences: " + ", ".join(f"{k} {sum(r[0] == k for r in rows)}" for k in kinds))
     print(f"\nat the thresholds in use (coverage {check.min_coverage}, order {check.min_order}, similarity {check.min_similarity}):")
     for kind in kinds:
         share = _accepted(rows, kind, check.min_coverage, check.min_order, check.min_similarity)
         label = "false rejects" if kind == "gold" else "false accepts"
         print(f"  {kind:>15}: {label} {1 - share if kind == 'gold' else share:.3f}")
-    print("\ncoverage order similarity | gold rejected | other document / other answer / shuffled accepted | worst negative")
+    print("\ncoverage order similarity | gold rejected | other document / other answer / shuffled / swapped word accepted | worst negative")
     for coverage, order, similarity in product((0.6, 0.7, 0.8), (0.4, 0.5, 0.6), (0.4, 0.5, 0.6, 0.7)):
         shares = {kind: _accepted(rows, kind, coverage, order, similarity) for kind in kinds}
         worst = max(shares[k] for k in kinds[1:])
         print(f"{coverage:>8} {order:>5} {similarity:>10} | {1 - shares['gold']:>13.3f} | "
-              f"{shares['other document']:.3f} / {shares['other answer']:.3f} / {shares['shuffled']:.3f} | {worst:.3f}")
+              f"{shares['other document']:.3f} / {shares['other answer']:.3f} / {shares['shuffled']:.3f} / "
+              f"{shares['swapped word']:.3f} | {worst:.3f}")
     return 0
 
 
@@ -115,7 +129,7 @@ def _accepted(rows, kind: str, coverage: float, order: float, similarity: float)
     picked = [s for k, s in rows if k == kind]
     if not picked:
         return float("nan")
-    ok = [s.numbers and s.coverage >= coverage and s.order >= order and (s.similarity is None or s.similarity >= similarity)
+    ok = [s.numbers and s.polarity and s.unswapped and s.coverage >= coverage and s.order >= order and (s.similarity is None or s.similarity >= similarity)
           for s in picked]
     return sum(ok) / len(ok)
 

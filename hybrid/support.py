@@ -2,7 +2,7 @@
 
 Word overlap alone accepts nonsense made of the evidence's words ("1. Pre-training tasks ...
 2. Pre-feeling tasks"), the same words shuffled, and another document's sentence that shares
-the vocabulary. A sentence is supported here only when all five hold against the texts it
+the vocabulary. A sentence is supported here only when all six hold against the texts it
 cites:
 
 1. **numbers**: every number it states is in them (95 minutes is not "about 2 hours");
@@ -18,6 +18,11 @@ cites:
    shares" from "The Company repurchased 262 million shares" passes the other four tests
    (seen with the demo's house adapter on the SEC questions); embeddings barely tell them
    apart.
+6. **no swapped word**: no content word of it that the evidence lacks stands where an evidence
+   sentence has another word between the same neighbours: "It changes how the base model
+   reads" against "The adapter changes how the base model writes" (seen in the docs' own
+   demo answers) covers 3 of its 4 content words and keeps their order, but says another
+   thing. At the sentence's edges one neighbour is enough ("model reads" / "model writes").
 
 A sentence with fewer than two content words has no pairs; order then counts as met. Without
 an embedder (``embed=None``) the meaning test is skipped.
@@ -67,7 +72,7 @@ def _stems(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Support:
-    """The five tests of one sentence against its evidence, and the verdict."""
+    """The six tests of one sentence against its evidence, and the verdict."""
 
     supported: bool
     numbers: bool
@@ -75,6 +80,7 @@ class Support:
     order: float
     similarity: float | None  # None when no embedder was given
     polarity: bool = True  # negates exactly when its closest evidence sentence does
+    unswapped: bool = True  # no word of it replaces another between the same neighbours
 
 
 def min_similarity_for(embedder: str) -> float:
@@ -118,6 +124,7 @@ class SupportCheck:
         overlap = [len(set(claimed).intersection(p)) for p in piece_stems]
         closest = pieces[overlap.index(max(overlap))] if pieces else ""
         polarity = _negates(sentence) == _negates(closest)
+        unswapped = not _swapped(claimed, known, piece_stems)
         similarity = None
         if self.embed is not None and pieces:
             vectors = self._embedded([sentence, *pieces])
@@ -125,11 +132,12 @@ class SupportCheck:
         supported = (
             numbers
             and polarity
+            and unswapped
             and coverage >= self.min_coverage
             and order >= self.min_order
             and (similarity is None or similarity >= self.min_similarity)
         )
-        return Support(supported, numbers, coverage, order, similarity, polarity)
+        return Support(supported, numbers, coverage, order, similarity, polarity, unswapped)
 
     def _embedded(self, texts: Sequence[str]) -> np.ndarray:
         assert self.embed is not None
@@ -144,6 +152,24 @@ class SupportCheck:
 
 def _negates(text: str) -> bool:
     return any(w in NEGATIONS or w.endswith("n't") for w in words(text))
+
+
+def _swapped(claimed: Sequence[str], known: set[str], pieces: Sequence[Sequence[str]]) -> bool:
+    """Whether a word of ``claimed`` missing from the evidence (``known``) stands between two
+    neighbours that an evidence unit has around another word (only one neighbour at an edge)."""
+    last = len(claimed) - 1
+    for i, word in enumerate(claimed):
+        if word in known or last == 0:
+            continue
+        left = claimed[i - 1] if i > 0 else None
+        right = claimed[i + 1] if i < last else None
+        for piece in pieces:
+            for j in range(len(piece)):
+                before = piece[j - 1] if j > 0 else None
+                after = piece[j + 1] if j + 1 < len(piece) else None
+                if (left is None or before == left) and (right is None or after == right):
+                    return True
+    return False
 
 
 def _order(claimed: Sequence[str], pieces: Sequence[Sequence[str]]) -> float:

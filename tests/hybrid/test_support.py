@@ -12,6 +12,7 @@ EVIDENCE = [
     "The masked language model randomly masks 15% of the input tokens.",
     "The flight lasted 95 minutes. The pulley was repaired after the first flight.",
     "The Company repurchased 262 million shares of its common stock. No dividends were declared.",
+    "The adapter changes how the base model writes.",
 ]
 check = SupportCheck(None)  # the lexical tests only; the meaning test needs an embedder
 
@@ -23,6 +24,8 @@ check = SupportCheck(None)  # the lexical tests only; the meaning test needs an 
         "The masked language model masks 15% of the input tokens.",
         "The flight lasted 95 minutes.",
         "No dividends were declared.",
+        "The adapter changes how the model writes.",  # a word left out
+        "The adapter really changes how the base model writes.",  # a word added
     ],
 )
 def test_the_evidence_and_close_rewordings_pass(sentence) -> None:
@@ -41,13 +44,16 @@ def test_the_evidence_and_close_rewordings_pass(sentence) -> None:
         ("The Company did not repurchase 262 million shares of its common stock.", "polarity"),
         ("The Company didn't repurchase 262 million shares.", "polarity"),
         ("Dividends were declared.", "polarity"),
+        ("It changes how the base model reads.", "swap"),  # seen in the docs' demo answers
+        ("The adapter alters how the base model writes.", "swap"),
+        ("The Company repurchased 262 million shares of its preferred stock.", "swap"),
     ],
 )
 def test_nonsense_shuffles_wrong_numbers_and_other_facts_fail(sentence, fails) -> None:
     result = check.supports(sentence, EVIDENCE)
     assert not result.supported
     assert {"coverage": result.coverage < check.min_coverage, "order": result.order < check.min_order,
-            "numbers": not result.numbers, "polarity": not result.polarity}[fails], result
+            "numbers": not result.numbers, "polarity": not result.polarity, "swap": not result.unswapped}[fails], result
 
 
 def test_the_meaning_test_uses_the_embedder(fake_embedder) -> None:
