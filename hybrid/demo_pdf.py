@@ -22,9 +22,10 @@ def _plain(line: str) -> str:
 def render_markdown_pdfs(files: Sequence[Path], out_dir: Path, *, root: Path) -> list[Path]:
     """Write one PDF per Markdown file into ``out_dir``; headings become bold lines.
 
-    Blocks of generated command output (```` ```console generated ````, see .ci/docs) are left
-    out: they are answers and listings the demo itself produced, and a corpus that held them
-    would change with every run of the docs and feed old answers back as evidence.
+    Command transcripts are left out: ```` ```console ```` blocks (the generated ones, see
+    .ci/docs) and blocks that open with a ``$ `` prompt. They are answers, warnings and
+    listings that hybrid printed, not documentation: a corpus that held them would feed old
+    answers back as evidence, and change with every run of the docs.
 
     Returns:
         The PDFs written, named after each file's path below ``root`` (``docs-concepts-x.pdf``).
@@ -35,13 +36,15 @@ def render_markdown_pdfs(files: Sequence[Path], out_dir: Path, *, root: Path) ->
         pdf = FPDF(format="A4")
         pdf.set_auto_page_break(auto=True, margin=15)
         pdf.add_page()
-        in_code = generated = False
-        for raw in md.read_text(encoding="utf-8").splitlines():
+        lines = md.read_text(encoding="utf-8").splitlines()
+        in_code = transcript = False
+        for i, raw in enumerate(lines):
             if raw.strip().startswith("```"):
                 in_code = not in_code
-                generated = in_code and raw.strip() == "```console generated"
+                following = lines[i + 1] if i + 1 < len(lines) else ""
+                transcript = in_code and (raw.strip().startswith("```console") or following.startswith("$ "))
                 continue
-            if generated:
+            if transcript:
                 continue
             heading = raw.startswith("#") and not in_code
             pdf.set_font("Courier" if in_code else "Helvetica", "B" if heading else "", 12 if heading else 10)

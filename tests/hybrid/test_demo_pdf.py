@@ -1,4 +1,4 @@
-"""The demo's corpus: the project's docs rendered to PDF, without their generated outputs."""
+"""The demo's corpus: the project's docs rendered to PDF, without their command transcripts."""
 
 from __future__ import annotations
 
@@ -22,11 +22,16 @@ $ hybrid tune --check examples.jsonl
 epochs = 3
 ```
 
+```
+$ hybrid tune --check bitext.csv
+- only 299 examples: below about 500
+```
+
 The closing line stays the same.
 """
 
 
-def test_generated_outputs_are_left_out_and_other_code_kept(tmp_path: Path) -> None:
+def test_command_transcripts_are_left_out_and_other_code_kept(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "retrain.md").write_text(PAGE, encoding="utf-8")
@@ -36,3 +41,4 @@ def test_generated_outputs_are_left_out_and_other_code_kept(tmp_path: Path) -> N
     assert "Run the check before training." in text and "The closing line stays the same." in text
     assert "epochs = 3" in text  # a plain code block is documentation
     assert "usable examples" not in text and "hybrid tune --check" not in text
+    assert "299 examples" not in text  # a hand-written transcript is output too
