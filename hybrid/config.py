@@ -165,6 +165,26 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         return self.home / "models"
 
+    @property
+    def uploads_dir(self) -> Path:
+        """PDFs sent to ``POST /v1/documents``, one folder per content hash."""
+        return self.home / "uploads"
+
+    @property
+    def jobs_dir(self) -> Path:
+        """The state of background jobs (uploads being ingested)."""
+        return self.home / "jobs"
+
+    @property
+    def fast_decode_dir(self) -> Path:
+        """Compiled fast-decoding packages, one per model."""
+        return self.home / "cache" / "fast-decode"
+
+    @property
+    def evals_dir(self) -> Path:
+        """Where ``hybrid eval`` writes a scorecard without ``--out``."""
+        return self.home / "evals"
+
 
 def load_settings(**overrides: Any) -> Settings:
     """Build settings from defaults, ``hybrid.toml``, ``HYBRID_*`` variables and overrides.

@@ -204,7 +204,7 @@ class Pipeline:
                 loaded = tune.Generator.load(base_dir, adapter.path if adapter else None)
             mode = self.settings.fast_decode
             if mode == "on" or (mode == "auto" and self.serving):
-                loaded.start_fast(background=mode == "auto", cache_dir=self.settings.home / "cache" / "fast-decode")
+                loaded.start_fast(background=mode == "auto", cache_dir=self.settings.fast_decode_dir)
             with self._lock:
                 self._generators[key] = loaded
                 while len(self._generators) > MAX_GENERATORS:

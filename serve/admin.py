@@ -75,8 +75,8 @@ async def _jobs_lifespan(app: FastAPI) -> AsyncIterator[None]:
     idempotent: what was already indexed is skipped).
     """
     pipeline: Pipeline = app.state.pipeline
-    jobs = app.state.jobs = JobQueue(folder=pipeline.settings.home / "jobs")
-    uploads = pipeline.settings.home / "uploads"
+    jobs = app.state.jobs = JobQueue(folder=pipeline.settings.jobs_dir)
+    uploads = pipeline.settings.uploads_dir
     for record in jobs.unfinished():
         document = record.get("document") or {}
         stored = document.get("stored")
@@ -199,7 +199,7 @@ async def upload_document(request: Request, pipeline: PipelineDep) -> JSONRespon
         upload = form.get(UPLOAD_FIELD)
         if not isinstance(upload, UploadFile):
             raise UploadError(422, "invalid_request", f"no file in the field {UPLOAD_FIELD!r}; send the PDF as {UPLOAD_FIELD}=@report.pdf")
-        uploads = pipeline.settings.home / "uploads"
+        uploads = pipeline.settings.uploads_dir
         document = await run_in_threadpool(_store, upload, uploads)
     finally:
         await form.close()

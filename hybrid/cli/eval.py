@@ -77,7 +77,7 @@ def eval_command(
     bar.close()
     bodies = [card.to_dict() for card in cards]
     body = {**bodies[0], "against": bodies[1] if len(bodies) > 1 else None}
-    folder = Path(out) if out else settings.home / "evals" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    folder = Path(out) if out else settings.evals_dir / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
     table = report.markdown(bodies)
     (folder / "scorecard.json").write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n")

@@ -16,6 +16,9 @@ def test_defaults_and_home_layout(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     s = load_settings()
     assert s.home == tmp_path and s.index_dir == tmp_path / "index"
     assert s.adapters_dir == tmp_path / "adapters" and s.k == 5
+    # The whole layout of HYBRID_HOME, decided in one place (the docs' reference/config.md).
+    assert (s.models_dir, s.uploads_dir, s.jobs_dir) == (tmp_path / "models", tmp_path / "uploads", tmp_path / "jobs")
+    assert (s.fast_decode_dir, s.evals_dir) == (tmp_path / "cache" / "fast-decode", tmp_path / "evals")
 
 
 def test_toml_env_and_flags_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
