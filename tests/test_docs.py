@@ -4,7 +4,8 @@ Fast tier: no machine path in any doc; every generated block parses and runs onl
 generator can run; a stale block is told from one that differs only in its timings; the
 measured-figures page is the one bench/figures.toml writes, and every figure quoted elsewhere
 is one it records. Slow tier: the README tour's quick commands re-run against `make demo`'s
-data print what the README shows, and a deliberately stale block is reported.
+data (or, on a fresh clone, what the test builds the same way) print what the README shows,
+and a deliberately stale block is reported.
 """
 
 from __future__ import annotations
