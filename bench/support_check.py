@@ -102,8 +102,8 @@ def main() -> int:
         known = {w.lower() for w in re.findall(r"[A-Za-z]+", flat)}
         strangers = sorted({w for h in foreign for w in content_words(h.text) if w.isalpha() and len(w) > 3} - known)
         for sentence in swaps.sample(own_sentences, min(3, len(own_sentences))):
-            words = sentence.split()
-            spots = [i for i, w in enumerate(words) if w.isalpha() and w.lower() in content_words(sentence)]
+            words, meaningful = sentence.split(), content_words(sentence)
+            spots = [i for i, w in enumerate(words) if w.isalpha() and w.lower() in meaningful]
             if spots and strangers:
                 words[swaps.choice(spots)] = swaps.choice(strangers)
                 rows.append(("swapped word", check.supports(" ".join(words), evidence)))

@@ -158,8 +158,10 @@ def _swapped(claimed: Sequence[str], known: set[str], pieces: Sequence[Sequence[
     """Whether a word of ``claimed`` missing from the evidence (``known``) stands between two
     neighbours that an evidence unit has around another word (only one neighbour at an edge)."""
     last = len(claimed) - 1
+    if last < 1:
+        return False
     for i, word in enumerate(claimed):
-        if word in known or last == 0:
+        if word in known:
             continue
         left = claimed[i - 1] if i > 0 else None
         right = claimed[i + 1] if i < last else None

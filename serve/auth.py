@@ -34,7 +34,7 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hybrid import Settings
-from hybrid.config import is_loopback, unsafe_bind
+from hybrid.config import unsafe_bind
 from serve.deps import get_settings
 from serve.errors import error_response
 
@@ -132,15 +132,14 @@ class LoopbackWithoutKeys:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = self.get_settings()
         server = scope.get("server") if scope["type"] in ("http", "websocket") else None
-        if settings is not None and server and _is_address(server[0]) and not is_loopback(server[0]):
-            refusal = unsafe_bind(settings, server[0])
-            if refusal and scope["type"] == "http":
-                message = refusal.replace("refusing to listen on", "this server answers no requests on", 1)
-                await error_response(403, "keys_required", message)(scope, receive, send)
-                return
-            if refusal:  # a websocket: close the handshake
+        if settings is not None and server and _is_address(server[0]) and unsafe_bind(settings, server[0]):
+            if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
+            message = (f"this server answers no requests on {server[0]} without keys: set HYBRID_API_KEY "
+                       "(and HYBRID_ADMIN_KEY), or HYBRID_INSECURE=1 to accept anyone on the network")
+            await error_response(403, "keys_required", message)(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 

@@ -397,6 +397,7 @@ def sync_demo(progress: Callable[[str], None] = print) -> None:
         SystemExit: ``make demo`` has not been run.
     """
     sys.path.insert(0, str(ROOT))
+    from hybrid.config import Settings
     from hybrid.demo_pdf import render_markdown_pdfs
 
     corpus, home = ROOT / ".demo" / "corpus", ROOT / ".demo" / "home"
@@ -404,7 +405,7 @@ def sync_demo(progress: Callable[[str], None] = print) -> None:
         raise SystemExit("no trained demo: run `make demo` first (the docs' examples run on what it builds)")
     # `make demo` answers without fast decoding, so a reader's first `hybrid serve` builds it:
     # drop what an earlier run of these docs built, so the outputs show that first start.
-    shutil.rmtree(home / "cache" / "fast-decode", ignore_errors=True)
+    shutil.rmtree(Settings(home=home).fast_decode_dir, ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:
         fresh = render_markdown_pdfs(sorted((ROOT / "docs").rglob("*.md")), Path(tmp), root=ROOT)
         changed = 0
