@@ -95,7 +95,7 @@ def ask_all(pipe, ref: str, tests: list[dict]) -> list[dict]:
     from hybrid.extractive import LEAD
     from hybrid.text import sentence_spans
 
-    generator = pipe.generator(pipe.resolve_adapter(ref))
+    generator = pipe.generator(pipe.adapters.resolve(ref))
     raw: list[str] = []
     generate = generator.generate
 

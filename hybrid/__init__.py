@@ -22,6 +22,8 @@ _EXPORTS = {
     "is_loopback": "hybrid.config",
     "Answer": "hybrid.records",
     "Citation": "hybrid.records",
+    "SentenceCheck": "hybrid.records",
+    "Hit": "ingest.records",  # the leaf's record, re-exported: serve reaches it through hybrid
     "HybridError": "hybrid.errors",
     "BadRequestError": "hybrid.errors",
     "ConfigError": "hybrid.errors",

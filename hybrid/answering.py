@@ -64,12 +64,13 @@ def refusal(
     text: str = guidance.REFUSAL,
 ) -> Answer:
     timings = {"retrieve_ms": round(retrieve_ms, 1), "generate_ms": round(generate_ms, 1)}
-    return Answer(text, [], "refuse", True, adapter, timings, reason, list(sentences))
+    return Answer(answer=text, citations=[], route="refuse", grounded=True, adapter=adapter, timings=timings, reason=reason,
+                  sentences=list(sentences))
 
 
 def with_usage(answer: Answer, result: tune.GenerationResult) -> Answer:
     """``answer`` with the generator's token counts (a streamed reply has none to report)."""
-    return dataclasses.replace(answer, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens)
+    return answer.model_copy(update={"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens})
 
 
 def _unsupported_reason(checks: Sequence[SentenceCheck], against: str) -> str:
@@ -98,7 +99,8 @@ def finish(plan: Plan, text: str, generate_ms: float, strict: bool) -> Answer:
         if not kept.strip():
             reason = "every sentence of the rewrite added facts that are not in the text you supplied"
             return refusal(plan.adapter, reason, plan.retrieve_ms, generate_ms, checks, guidance.REWRITE_REFUSAL)
-        return Answer(kept, [], "style", grounded, plan.adapter, timings, plan.reason, checks)
+        return Answer(answer=kept, citations=[], route="style", grounded=grounded, adapter=plan.adapter, timings=timings,
+                      reason=plan.reason, sentences=checks)
     cited = cite(text, plan.hits, drop_unsupported=drop, house=plan.house, check=plan.check, labels=plan.frame.labels)
     if strict and not cited.grounded:
         reason = _unsupported_reason(cited.sentences, "the passages they cite") if cited.sentences else "strict: the model generated no answer"
@@ -107,7 +109,7 @@ def finish(plan: Plan, text: str, generate_ms: float, strict: bool) -> Answer:
     if not any(_substantive(c) for c in cited.sentences):
         # No claim supported (a small model talking about the sources, not from them, or
         # obeying text planted in one): quote the passages instead, or refuse.
-        generated = [dataclasses.replace(s, kept=False) for s in cited.sentences]
+        generated = [s.model_copy(update={"kept": False}) for s in cited.sentences]
         quoted = _quote_evidence(plan) if plan.evidence else extract_answer(plan.question, plan.hits)
         if quoted is None:
             return refusal(
@@ -117,7 +119,8 @@ def finish(plan: Plan, text: str, generate_ms: float, strict: bool) -> Answer:
                      labels=(*plan.frame.labels, LEAD))
         cited.sentences[:0] = generated
         reason = f"{reason}; no generated sentence was supported, so the answer quotes the evidence"
-    return Answer(cited.text, cited.citations, "rag", cited.grounded, plan.adapter, timings, reason, cited.sentences)
+    return Answer(answer=cited.text, citations=cited.citations, route="rag", grounded=cited.grounded, adapter=plan.adapter,
+                  timings=timings, reason=reason, sentences=cited.sentences)
 
 
 def _substantive(check: SentenceCheck) -> bool:

@@ -189,12 +189,12 @@ def cite(
     ]
     sentences = [
         SentenceCheck(
-            _attach(text, "".join(f"[{order.index(i) + 1}]" for i in valid)) if kept else text,
-            tuple(order.index(i) + 1 for i in valid) if kept else (),
-            support,
-            supported,
-            claim,
-            kept,
+            text=_attach(text, "".join(f"[{order.index(i) + 1}]" for i in valid)) if kept else text,
+            cited=tuple(order.index(i) + 1 for i in valid) if kept else (),
+            support=support,
+            supported=supported,
+            claim=claim,
+            kept=kept,
         )
         for text, valid, support, supported, claim, kept in rows
     ]

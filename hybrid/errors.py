@@ -8,6 +8,8 @@ a class changes no code; ``from_leaf`` gives them their status from ``LEAF_STATU
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Protocol
 
 
@@ -69,3 +71,15 @@ def from_leaf(exc: LeafError) -> HybridError:
     error = LEAF_STATUS.get(exc.code, BadRequestError)(str(exc))
     error.code = exc.code
     return error
+
+
+@contextlib.contextmanager
+def leaf_errors() -> Iterator[None]:
+    """Re-raise the leaves' errors as ``HybridError`` so the CLI and HTTP map them one way."""
+    import ingest  # the leaves' errors load lazily, without torch
+    import tune
+
+    try:
+        yield
+    except (ingest.IngestError, tune.TuneError) as exc:
+        raise from_leaf(exc) from exc

@@ -270,7 +270,7 @@ def pipeline_system(pipeline: Pipeline, k: int | None = None) -> System:
             citations=citations, valid_citations=valid if result.citations else None,
             prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
             prefill_seconds=prefill / 1000 if prefill else None,
-            house=pipeline.house_sentences(pipeline.resolve_adapter()),
+            house=pipeline.house_sentences(pipeline.adapters.resolve()),
         )
 
     return answer

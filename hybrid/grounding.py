@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from hybrid.records import SentenceCheck
 from hybrid.text import STOPWORDS, content_words, sentence_spans
 
 # Share of a sentence's content words that its cited passage must contain. On the SEC 10-Q
@@ -33,39 +34,6 @@ ENUMERATOR = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*\u2022])\s+")
 # Capitalised words inside a sentence: names, which a rewrite must not invent either. After a
 # colon or semicolon a capital starts a clause ("Summary: The engine ..."), not a name.
 _NAME = re.compile(r"(?<=[a-z0-9,)] )[A-Z][A-Za-z0-9&'-]+")
-
-
-@dataclass(frozen=True)
-class SentenceCheck:
-    """One answer sentence and how well the passages it cites support it.
-
-    Attributes:
-        text: the sentence as it appears in the answer (markers included), or as it was
-            generated when it was dropped.
-        cited: the citation numbers it carries in the answer (``[n]``), empty for none.
-        support: share of its content words in the best cited passage; 0 when a number is
-            missing there.
-        supported: whether it passes the check (always True for a sentence making no claim).
-        claim: whether it makes a claim (at least ``MIN_CLAIM_WORDS`` content words).
-        kept: whether it is in the answer (unsupported sentences are dropped by default).
-    """
-
-    text: str
-    cited: tuple[int, ...]
-    support: float
-    supported: bool
-    claim: bool
-    kept: bool = True
-
-    def to_dict(self) -> dict:
-        return {
-            "text": self.text,
-            "cited": list(self.cited),
-            "support": round(self.support, 3),
-            "supported": self.supported,
-            "claim": self.claim,
-            "kept": self.kept,
-        }
 
 
 def numbers_in(text: str) -> set[str]:
@@ -200,7 +168,8 @@ def check_rewrite(
         added = (numbers_in(sentence) - evidence.numbers) or (names_in(sentence) - supplied_names)
         ok = boilerplate or not added
         keep = ok or not drop
-        checks.append(SentenceCheck(sentence, (), overlap, ok, is_claim(sentence) and not boilerplate, keep))
+        checks.append(SentenceCheck(text=sentence, cited=(), support=overlap, supported=ok,
+                                    claim=is_claim(sentence) and not boilerplate, kept=keep))
         if keep:
             if pieces:
                 pieces.append("\n" * min(gap.count("\n"), 2) or " ")

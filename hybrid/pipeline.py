@@ -12,7 +12,6 @@ it, and it is equally usable from Python::
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import threading
@@ -25,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 import ingest
 import tune
 from hybrid import guidance, router
+from hybrid.adapters import Adapters, base_of
 from hybrid.answering import Plan, finish, refusal, with_usage
-from hybrid.config import DEFAULT_ADAPTER_NAME, Settings
+from hybrid.config import Settings
 from hybrid.context import ContextAugment, record_context
-from hybrid.errors import BadRequestError, HybridError, NotFoundError, from_leaf
+from hybrid.errors import BadRequestError, HybridError, leaf_errors
 from hybrid.grounding import house_sentences
 from hybrid.house import HouseFrame, house_frame
 from hybrid.limits import K_MAX, K_MIN, MAX_QUESTION_CHARS
@@ -52,15 +52,6 @@ MAX_GENERATORS = 2
 CONTEXT_MAX_LENGTH = 2048
 
 
-@contextlib.contextmanager
-def leaf_errors() -> Iterator[None]:
-    """Re-raise the leaves' errors as ``HybridError`` so the CLI and HTTP map them one way."""
-    try:
-        yield
-    except (ingest.IngestError, tune.TuneError) as exc:
-        raise from_leaf(exc) from exc
-
-
 class Pipeline:
     """Ingest, search, tune and ask over one index and one adapter registry.
 
@@ -82,7 +73,7 @@ class Pipeline:
         self._load_lock = threading.Lock()  # one model load at a time
         # The embedder's own: it may load inside Index.open, which runs under self._lock.
         self._embedder_lock = threading.Lock()
-        self.registry = tune.AdapterRegistry(settings.adapters_dir)
+        self.adapters = Adapters(settings)
         # Set by the server: with fast_decode "auto", generators then build the fast path.
         self.serving = False
 
@@ -159,38 +150,13 @@ class Pipeline:
                 generator.close()
             self._generators.clear()
 
-    def base_model_dir(self, spec: str | None = None, progress: Callable[[str], None] | None = None) -> Path:
-        """Resolve a base model spec (default: ``settings.base_model``) to a local directory."""
-        with leaf_errors():
-            return tune.resolve_base_model(
-                spec or self.settings.base_model,
-                self.settings.models_dir,
-                allow_download=self.settings.allow_download,
-                progress=progress,
-            )
-
-    def resolve_adapter(self, ref: str | None = None, *, allow_path: bool = True) -> tune.AdapterVersion | None:
-        """``NAME``, ``NAME@vN``, a directory, ``none``, or ``auto`` (the active ``house``).
-
-        Args:
-            allow_path: accept a directory; False for references that come from a request, so
-                that no request reaches the file system outside the registry.
-        """
-        ref = (ref or self.settings.adapter).strip()
-        with leaf_errors():
-            if ref == "auto":
-                return self.registry.active(DEFAULT_ADAPTER_NAME) if DEFAULT_ADAPTER_NAME in self.registry.names() else None
-            if not allow_path and ref != "none" and ref.split("@", 1)[0] not in self.registry.names():
-                raise NotFoundError(f"no adapter named {ref!r}; GET /v1/adapters lists them, 'none' is the base model")
-            return self.registry.resolve(ref)
-
     def generator(self, adapter: tune.AdapterVersion | None) -> tune.Generator:
         """The generator for ``adapter`` on its own base model.
 
         Loaded once and kept; at most ``MAX_GENERATORS`` stay in memory (least recently used
         goes first). A load blocks only requests for models that are not loaded yet.
         """
-        base_dir = self.base_model_dir(_adapter_base(adapter) if adapter is not None else None)
+        base_dir = self.adapters.base_model_dir(base_of(adapter) if adapter is not None else None)
         key = (str(base_dir), str(adapter.path) if adapter is not None else None)
         with self._lock:
             if key in self._generators:
@@ -262,7 +228,10 @@ class Pipeline:
     def support_check(self) -> SupportCheck:
         """The strict support check (``hybrid.support``) with this pipeline's embedder, made once."""
         if self._support is None:
-            from hybrid.support import SupportCheck, min_similarity_for  # numpy: only for answers
+            from hybrid.support import (  # numpy: only for answers
+                SupportCheck,
+                min_similarity_for,
+            )
 
             embedder = self.embedder
             self._support = SupportCheck(embedder.embed, min_similarity_for(embedder.name))
@@ -277,7 +246,7 @@ class Pipeline:
         _ = self.embedder  # the index alone would load it only at the first search
         self.index()
         self.reranker()
-        self.generator(self.resolve_adapter(adapter))
+        self.generator(self.adapters.resolve(adapter))
 
     # -- the four verbs ---------------------------------------------------------------------
 
@@ -511,7 +480,7 @@ class Pipeline:
             raise BadRequestError(f"unsupported must be one of {', '.join(UNSUPPORTED_MODES)}, got {unsupported!r}")
         if k is not None:
             _checked_k(k)
-        version = self.resolve_adapter(adapter, allow_path=allow_path)
+        version = self.adapters.resolve(adapter, allow_path=allow_path)
         adapter_ref = version.ref if version is not None else None
         decision = router.route(question)
         drop = unsupported == "drop"
@@ -549,255 +518,46 @@ class Pipeline:
                                            retrieve_ms=plan.retrieve_ms + (time.perf_counter() - started) * 1000)
         return plan
 
-    def check(
-        self,
-        paths: Sequence[str | Path],
-        *,
-        base_model: str | None = None,
-        max_length: int | None = None,
-        input_column: str | None = None,
-        output_column: str | None = None,
-    ) -> tune.CheckReport:
-        """Validate house-style examples without training (``hybrid tune --check``).
-
-        Lengths are counted in the base model's tokens with its tokenizer alone (the weights are
-        never loaded); without the tokenizer they are estimated, and the report says why.
-
-        Args:
-            base_model: the base model whose tokenizer counts (default: ``settings.base_model``).
-            max_length: the longest example, in tokens (default: ``settings.tune.max_length``).
-        """
-        spec = base_model or self.settings.base_model
-        try:
-            tokenizer, why_not = tune.load_tokenizer(
-                spec, self.settings.models_dir, allow_download=self.settings.allow_download
-            ), None
-        except tune.TuneError as exc:
-            tokenizer, why_not = None, str(exc)
-        with leaf_errors():
-            return tune.check_examples(
-                paths,
-                tokenizer=tokenizer,
-                tokenizer_name=Path(spec).name if Path(spec).is_dir() else spec,
-                why_no_tokenizer=why_not,
-                max_tokens=max_length or self.settings.tune.max_length,
-                input_column=input_column,
-                output_column=output_column,
-            )
-
-    def evaluate_adapter(
-        self,
-        ref: str,
-        examples_path: str | Path,
-        *,
-        base_model: str | None = None,
-        max_examples: int = 8,
-        max_new_tokens: int = 128,
-        base: bool = True,
-        input_column: str | None = None,
-        output_column: str | None = None,
-        progress: Callable[[dict], None] | None = None,
-    ) -> tune.StyleReport:
-        """Held-out loss and style score of adapter ``ref`` against its base model (``hybrid tune eval``).
-
-        Args:
-            ref: ``NAME``, ``NAME@vN``, a directory, or ``none`` (the base model alone).
-            examples_path: held-out examples in any format ``hybrid tune`` reads.
-            base_model: the base model (default: the one the adapter records, else
-                ``settings.base_model``).
-            max_examples, max_new_tokens, base: see ``tune.evaluate_adapter``.
-
-        Raises:
-            BadRequestError: the file is missing, a line of it cannot be read (the message
-                names it), or no example is usable.
-            NotFoundError: the adapter or the base model is missing.
-        """
-        version = self.resolve_adapter(ref)
-        spec = base_model or (_adapter_base(version) if version is not None else None)
-        base_dir = self.base_model_dir(spec)
-        with leaf_errors():
-            examples, problems = tune.read_examples(examples_path, input_column=input_column, output_column=output_column)
-            if problems:
-                first = problems[0]
-                raise tune.DataError(
-                    f"{len(problems)} unusable lines in {examples_path} (first: line {first.line}: [{first.code}] "
-                    f"{first.message}); fix them, or see them all with `hybrid tune --check {examples_path}`"
-                )
-            if not examples:
-                raise tune.DataError(f"no examples in {examples_path}; pass a file of held-out house-style examples")
-            report = tune.evaluate_adapter(
-                version.path if version is not None else None,
-                base_dir,
-                examples,
-                max_length=self.settings.tune.max_length,
-                max_examples=max_examples,
-                max_new_tokens=max_new_tokens,
-                seed=self.settings.tune.seed,
-                progress=progress,
-                base=base,
-            )
-        report.adapter = version.ref if version is not None else None
-        return report
-
     def tune(
         self,
         examples: Sequence[str | Path],
         *,
-        name: str = DEFAULT_ADAPTER_NAME,
-        base_model: str | None = None,
-        eval_path: str | Path | None = None,
-        force: bool = False,
-        progress: Callable[[dict], None] | None = None,
-        input_column: str | None = None,
-        output_column: str | None = None,
         with_context: str | Path | None = None,
-        from_ref: str | None = None,
-        resume: bool = False,
-        **overrides: Any,
+        progress: Callable[[dict], None] | None = None,
+        **options: Any,
     ) -> tune.TuneOutcome:
-        """Train a new adapter version ``NAME@vN`` on ``examples``; earlier versions stay.
-
-        The new version becomes active unless it does worse than the active one on the held-out
-        examples (``outcome.activated``, ``outcome.gate``; see `tune.tune`). Rank, learning rate,
-        epochs and batch size that neither ``overrides`` nor the settings file set are chosen
-        from the number of examples (``outcome.settings`` says which and why).
+        """Train a new adapter version on ``examples``: ``Adapters.tune``, optionally with context.
 
         Args:
-            from_ref: continue from this adapter (``NAME`` or ``NAME@vN``), replaying examples
-                it was trained on.
-            resume: continue the newest interrupted run of ``name`` from its checkpoint.
             with_context: an index directory: train on the serve-time prompt, each example with
                 ``settings.k`` passages from it (relevant ones and ``k // 2`` distractors) and
                 a cited reply (``hybrid.context``); meta.json records it under ``context``.
                 ``max_length`` then defaults to at least ``CONTEXT_MAX_LENGTH``.
-            overrides: TuneConfig fields (``epochs``, ``max_steps``, ``rank``...); ``None`` is ignored.
+            options: ``Adapters.tune``'s (``name``, ``eval_path``, ``force``, ``from_ref``,
+                TuneConfig fields such as ``epochs`` or ``rank``...).
         """
-        spec = base_model or self.settings.base_model
-        base_dir = self.base_model_dir(spec)
-        if with_context is not None and overrides.get("max_length") is None:
-            overrides["max_length"] = max(self.settings.tune.max_length, CONTEXT_MAX_LENGTH)
-        given = {k: v for k, v in overrides.items() if v is not None}
-        with leaf_errors():
-            config = dataclasses.replace(self.settings.tune, **given)
-        source = augment = None
-        if with_context is not None:
-            index_dir = Path(with_context).expanduser().resolve()
-            source = Pipeline(self.settings.model_copy(update={"index": index_dir}), embedder=self._embedder)
+        if with_context is None:
+            return self.adapters.tune(examples, progress=progress, **options)
+        if options.get("max_length") is None:
+            options["max_length"] = max(self.settings.tune.max_length, CONTEXT_MAX_LENGTH)
+        seed = options.get("seed")
+        index_dir = Path(with_context).expanduser().resolve()
+        source = Pipeline(self.settings.model_copy(update={"index": index_dir}), embedder=self._embedder)
+        try:
             augment = ContextAugment(
                 lambda question, k: source.search(question, k=k),
                 source.index(),
                 index_dir=str(index_dir),
                 passages=self.settings.k,
                 distractors=self.settings.k // 2,
-                seed=config.seed,
+                seed=self.settings.tune.seed if seed is None else seed,
                 log=(lambda line: progress({"message": line})) if progress else logger.info,
             )
-        try:
+            outcome = self.adapters.tune(examples, progress=progress, augment=augment, **options)
             with leaf_errors():
-                outcome = tune.tune(
-                    examples,
-                    name=name,
-                    registry=self.registry,
-                    base_model_dir=base_dir,
-                    base_model_spec=spec,
-                    config=config,
-                    eval_path=eval_path,
-                    force=force,
-                    input_column=input_column,
-                    output_column=output_column,
-                    progress=progress,
-                    augment=augment,
-                    given=set(given),  # with the settings that differ from the defaults (tune.tune)
-                    from_ref=from_ref,
-                    resume=resume,
-                )
-                return outcome if augment is None else record_context(self.registry, outcome, augment)
+                return record_context(self.adapters.registry, outcome, augment)
         finally:
-            if source is not None:
-                source.close()
-
-    # -- adapter versions -------------------------------------------------------------------
-
-    def adapter_versions(self, name: str | None = None) -> list[tune.AdapterVersion]:
-        """Every finished adapter version (only those of ``name``, if given), by name, oldest first.
-
-        Raises:
-            NotFoundError: ``name`` has no versions; the message lists the names that exist.
-            BadRequestError: ``name`` is not a valid adapter name.
-        """
-        with leaf_errors():
-            names = [tune.parse_ref(name)[0]] if name is not None else self.registry.names()
-            found = [version for each in names for version in self.registry.versions(each)]
-            if name is not None and not found:
-                raise tune.AdapterNotFoundError(f"no adapter named {name}; {self.registry.listing()}")
-        return found
-
-    def active_adapter(self, name: str) -> tune.AdapterVersion | None:
-        """The version ``name`` stands for now, or None when none was activated."""
-        with leaf_errors():
-            return self.registry.active(tune.parse_ref(name)[0])
-
-    def activate_adapter(self, ref: str) -> tuple[tune.AdapterVersion | None, tune.AdapterVersion]:
-        """Make ``NAME@vN`` the version that ``NAME`` stands for (``ask``, ``serve``, ``auto``).
-
-        Returns:
-            (the version active before, None if none was; the version active now).
-        """
-        with leaf_errors():
-            name, number = tune.parse_ref(ref)
-            if number is None:
-                raise BadRequestError(f"name the version to activate as NAME@vN; {self.registry.listing(name)}")
-            before = self.registry.active(name)
-            return before, self.registry.activate(name, number)
-
-    def rollback_adapter(self, name: str) -> tuple[tune.AdapterVersion | None, tune.AdapterVersion]:
-        """Make active again the version of ``name`` that was active before the current one.
-
-        Returns:
-            (the version active before, the version active now).
-        """
-        with leaf_errors():
-            name, number = tune.parse_ref(name)
-            if number is not None:
-                raise BadRequestError(f"rollback takes a NAME, not a version; to pick one, activate {name}@v{number}")
-            before = self.registry.active(name)
-            return before, self.registry.rollback(name)
-
-    def export_adapter(
-        self,
-        ref: str,
-        out_dir: str | Path,
-        *,
-        merged: bool = True,
-        force: bool = False,
-        progress: Callable[[str], None] | None = None,
-    ) -> tune.ExportResult:
-        """Write adapter ``ref`` to ``out_dir``, and with ``merged`` a merged model in ``out_dir/merged``.
-
-        The merge uses the base model recorded in the version's meta.json (see ``tune.export_adapter``).
-
-        Raises:
-            BadRequestError: ``ref`` is ``none``, ``out_dir`` lies in the registry or is not
-                empty (without ``force``).
-        """
-        version = self.resolve_adapter(ref)
-        if version is None:
-            raise BadRequestError("'none' is the base model alone; name the adapter to export (NAME or NAME@vN)")
-        out = Path(out_dir).expanduser().resolve()
-        registry_root = self.settings.adapters_dir.expanduser().resolve()
-        if out == registry_root or registry_root in out.parents:
-            raise BadRequestError(f"{out} is inside the adapter registry {registry_root}; export somewhere else")
-        with leaf_errors():
-            base_dir = self.base_model_dir(tune.recorded_base_model(version), progress) if merged else None
-            return tune.export_adapter(version, out, base_model_dir=base_dir, merged=merged, force=force, progress=progress)
-
-
-def _adapter_base(adapter: tune.AdapterVersion) -> str | None:
-    """The base model an adapter was trained on: its recorded directory while that exists."""
-    recorded = adapter.meta.get("base_model_dir")
-    if recorded and Path(recorded).is_dir():
-        return recorded
-    return adapter.meta.get("base_model")
+            source.close()
 
 
 def _checked_text(text: str, what: str) -> str:

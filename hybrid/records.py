@@ -1,61 +1,78 @@
-"""Records the hybrid core returns: an answer and the citations that back it."""
+"""Records the hybrid core returns: an answer, the citations that back it, the check of each sentence.
+
+Each is defined once, here, as a pydantic model: the Python API returns it, ``hybrid ask
+--json`` prints ``to_dict()``, ``POST /v1/query`` declares it as its ``response_model`` (so the
+HTTP reference is generated from these very fields and descriptions), and the stream's last
+event carries the same JSON. A search hit is ``ingest.Hit`` (the leaf's own dataclass), used
+the same way by ``hybrid search --json`` and ``POST /v1/search``.
+
+Records are built with keywords; an unknown field is an error.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal
 
-if TYPE_CHECKING:
-    from hybrid.grounding import SentenceCheck
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 Route = Literal["rag", "style", "refuse"]
 
-
-@dataclass(frozen=True)
-class Citation:
-    """A source an answer cites as ``[n]``: the chunk, its file and page, and a quote from it."""
-
-    n: int
-    source: str
-    page: int
-    chunk_id: str
-    quote: str
+# Every field is in the JSON these records make, defaults included: the schema says so.
+_RECORD = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
 
 
-@dataclass
-class Answer:
-    """The answer to one question, in the shape of ``hybrid ask --json`` and ``POST /v1/query``.
+class Citation(BaseModel):
+    """A source an answer cites as `[n]`: the chunk, its file and page, and a quote from it."""
 
-    Attributes:
-        route: ``rag`` (answered from retrieved passages), ``style`` (a rewrite of text the
-            user supplied, no retrieval) or ``refuse``.
-        grounded: every sentence left in ``answer`` passed the grounding check (and, on the
-            ``rag`` route, something is cited).
-        reason: why the router chose this route, in words (a refusal says what was missing).
-        sentences: the grounding check of each generated sentence, dropped ones included.
-        prompt_tokens, completion_tokens: the generator's token counts, when it reported them
-            (not part of the JSON; the OpenAI-compatible route reports them as ``usage``).
-    """
+    model_config = ConfigDict(**_RECORD, frozen=True)
 
-    answer: str
-    citations: list[Citation]
-    route: Route
-    grounded: bool
-    adapter: str | None
-    timings: dict[str, float] = field(default_factory=dict)
-    reason: str = ""
-    sentences: list[SentenceCheck] = field(default_factory=list)
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
+    n: int = Field(description="The number the answer cites it by, [n].")
+    source: str = Field(description="The document's path as ingested.")
+    page: int = Field(description="The page, 1-based as a PDF viewer numbers pages.")
+    chunk_id: str = Field(description="The passage cited.")
+    quote: str = Field(description="Words of the passage, verbatim, that back the sentences citing it.")
 
-    def to_dict(self) -> dict:
-        return {
-            "answer": self.answer,
-            "citations": [asdict(c) for c in self.citations],
-            "route": self.route,
-            "grounded": self.grounded,
-            "adapter": self.adapter,
-            "timings": dict(self.timings),
-            "reason": self.reason,
-            "sentences": [s.to_dict() for s in self.sentences],
-        }
+
+class SentenceCheck(BaseModel):
+    """One answer sentence and how well the passages it cites support it."""
+
+    model_config = ConfigDict(**_RECORD, frozen=True)
+
+    text: str = Field(description="The sentence as in the answer, or as generated when it was dropped.")
+    cited: tuple[int, ...] = Field(description="The citation numbers [n] it carries.")
+    support: float = Field(description="Share of its content words in the best cited passage; 0 when a number is missing there.")
+    supported: bool = Field(description="Whether it passes the check (always true for a sentence that makes no claim).")
+    claim: bool = Field(description="False for sentences too short to claim anything ('Yes.'), which need no support.")
+    kept: bool = Field(True, description="Whether it is in the answer (unsupported sentences are dropped by default).")
+
+    @field_serializer("support")
+    def _rounded(self, support: float) -> float:
+        return round(support, 3)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class Answer(BaseModel):
+    """The answer to one question: `hybrid ask --json`, `POST /v1/query` and the stream's last event."""
+
+    model_config = _RECORD
+
+    answer: str = Field(description="The answer's text, citation markers [n] included.")
+    citations: list[Citation] = Field(description="The sources the answer cites, by their number [n].")
+    route: Route = Field(description="rag (answered from retrieved passages), style (a rewrite of text the user "
+                                     "supplied, no retrieval) or refuse.")
+    grounded: bool = Field(description="Every sentence left in the answer passed the grounding check (and, on the "
+                                       "rag route, something is cited).")
+    adapter: str | None = Field(description="The adapter version that wrote it (NAME@vN), or null for the base model.")
+    timings: dict[str, float] = Field(default_factory=dict, description="Milliseconds per step (retrieve_ms, generate_ms, ...).")
+    reason: str = Field("", description="Why the request took this route (a refusal says what was missing).")
+    sentences: list[SentenceCheck] = Field(default_factory=list, description="The grounding check of each generated "
+                                           "sentence, dropped ones included.")
+    # The generator's token counts, when it reported them: not part of the JSON (the
+    # OpenAI-compatible route reports them as its `usage`).
+    prompt_tokens: int | None = Field(None, exclude=True)
+    completion_tokens: int | None = Field(None, exclude=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

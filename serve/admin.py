@@ -143,10 +143,10 @@ def _jobs(request: Request) -> JobQueue:
 def list_adapters(pipeline: PipelineDep) -> list[dict]:
     """Every adapter in the registry, its versions (oldest first) and the active one."""
     found: dict[str, list[str]] = {}
-    for version in pipeline.adapter_versions():
+    for version in pipeline.adapters.versions():
         found.setdefault(version.name, []).append(f"v{version.version}")
     return [
-        {"name": name, "versions": versions, "active": _version_of(pipeline.active_adapter(name))}
+        {"name": name, "versions": versions, "active": _version_of(pipeline.adapters.active(name))}
         for name, versions in found.items()
     ]
 
@@ -162,7 +162,7 @@ def activate_adapter(
 ) -> dict:
     """Make NAME stand for NAME@vN. Requests that use NAME (or the server's default, when it is
     NAME) get the new version from the next one on; requests in flight finish on the old one."""
-    before, now = pipeline.activate_adapter(f"{name}@{body.version}")
+    before, now = pipeline.adapters.activate(f"{name}@{body.version}")
     return {"name": name, "active": f"v{now.version}", "previous": _version_of(before)}
 
 

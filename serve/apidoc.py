@@ -73,7 +73,7 @@ def _body(name: str, body: dict[str, Any]) -> list[str]:
 
 
 def _type(spec: dict[str, Any]) -> str:
-    """A short type: ``str``, ``int``, ``[HitOut]``, ``str | null``, a linked body name."""
+    """A short type: ``str``, ``int``, ``array of Hit``, ``str | null``, a linked body name."""
     if "$ref" in spec:
         name = spec["$ref"].rsplit("/", 1)[-1]
         return f"[{name}](#{name.lower()})"

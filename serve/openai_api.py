@@ -175,9 +175,9 @@ def list_models(pipeline: PipelineDep) -> dict:
     Each entry's ``adapter`` says which version it answers with now (null for ``base``).
     """
     models = [_model(BASE_MODEL, 0, None)]
-    versions = pipeline.adapter_versions()
+    versions = pipeline.adapters.versions()
     for name in dict.fromkeys(v.name for v in versions):
-        active = pipeline.registry.active(name)
+        active = pipeline.adapters.active(name)
         if active is not None:
             models.append(_model(name, _created(active), active.ref))
         models += [_model(v.ref, _created(v), v.ref) for v in versions if v.name == name]
@@ -190,7 +190,7 @@ async def chat_completions(body: ChatRequest, pipeline: PipelineDep, request: Re
 
     A client that goes away stops its generation at the next token (``serve.streams``).
     """
-    version = await run_in_threadpool(pipeline.resolve_adapter, _adapter(pipeline, body.model), allow_path=False)
+    version = await run_in_threadpool(pipeline.adapters.resolve, _adapter(pipeline, body.model), allow_path=False)
     # The version resolved once: an activation during the request changes neither answer nor label.
     adapter, model = (version.ref, version.ref) if version is not None else ("none", BASE_MODEL)
     reply = _Reply(model, lambda answer: _usage(pipeline, version, body.question, answer))
@@ -286,7 +286,7 @@ def _adapter(pipeline: Pipeline, model: str) -> str:
     """The adapter reference for ``model``; NotFoundError naming the models that exist."""
     if model == BASE_MODEL:
         return "none"
-    names = pipeline.registry.names()
+    names = pipeline.adapters.names()
     if model.split("@", 1)[0] not in names:
         listed = ", ".join([BASE_MODEL, *names])
         raise NotFoundError(f"no model {model!r}; the models are {listed} (GET /v1/models lists every version)")

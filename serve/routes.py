@@ -12,10 +12,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from hybrid import HybridError, Pipeline
+from hybrid import Answer, HybridError, Pipeline
 from serve.auth import require_query_key
 from serve.deps import get_pipeline
-from serve.schemas import ErrorResponse, QueryRequest, QueryResponse, SearchRequest, SearchResponse
+from serve.schemas import ErrorResponse, QueryRequest, SearchRequest, SearchResponse
 from serve.streams import EventStream, run_watched
 
 logger = logging.getLogger("hybrid.serve")
@@ -61,7 +61,7 @@ QUERY_RESPONSES = {
 }
 
 
-@v1.post("/query", response_model=QueryResponse, responses=QUERY_RESPONSES)
+@v1.post("/query", response_model=Answer, responses=QUERY_RESPONSES)
 async def query(body: QueryRequest, pipeline: PipelineDep, request: Request) -> Any:
     """A cited answer, a rewrite of text the request supplies, or a refusal when the documents
     do not cover the question.
@@ -88,7 +88,7 @@ async def query(body: QueryRequest, pipeline: PipelineDep, request: Request) -> 
         return EventStream(_query_events(events), cancel)
     answer = await run_watched(request, cancel, pipeline.ask, body.question, **options)
     request.state.completion_tokens = answer.completion_tokens  # for /metrics (serve.metrics)
-    return answer.to_dict()
+    return answer
 
 
 def _query_events(events: Iterator[tuple[str, Any]]) -> Iterator[str]:

@@ -1,4 +1,7 @@
-"""Request and response bodies of the HTTP API (the same JSON as the CLI's ``--json``).
+"""Request bodies of the HTTP API, and the response bodies the core has no record for.
+
+An answer is ``hybrid.Answer`` and a hit ``hybrid.Hit``, the records the Python API returns and
+the CLI's ``--json`` prints: they are the response models, not mirrored here.
 
 Every request body follows one policy (``STRICT``): an unknown field is a 422, and types are
 strict: ``"5"`` or ``true`` is not a number, ``"yes"`` or ``1`` not a boolean. Every number is
@@ -11,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hybrid import Hit
 from hybrid.limits import K_MAX, K_MIN, MAX_PAGE, MAX_QUESTION_CHARS
 
 MAX_TEXT = MAX_QUESTION_CHARS
@@ -68,45 +72,9 @@ class QueryRequest(Filters):
     )
 
 
-class HitOut(BaseModel):
-    source: str
-    page: int
-    chunk_id: str
-    score: float
-    text: str
-
-
 class SearchResponse(BaseModel):
     query: str
-    hits: list[HitOut]
-
-
-class CitationOut(BaseModel):
-    n: int
-    source: str
-    page: int
-    chunk_id: str
-    quote: str
-
-
-class SentenceOut(BaseModel):
-    text: str = Field(description="The sentence as in the answer, or as generated when it was dropped.")
-    cited: list[int] = Field(description="The citation numbers [n] it carries.")
-    support: float = Field(description="Share of its content words in the best cited passage; 0 when a number is missing there.")
-    supported: bool
-    claim: bool = Field(description="False for sentences too short to claim anything ('Yes.'), which need no support.")
-    kept: bool = Field(description="Whether it is in the answer.")
-
-
-class QueryResponse(BaseModel):
-    answer: str
-    citations: list[CitationOut]
-    route: Literal["rag", "style", "refuse"]
-    grounded: bool
-    adapter: str | None
-    timings: dict[str, float]
-    reason: str = Field("", description="Why the request took this route (a refusal says what was missing).")
-    sentences: list[SentenceOut] = Field(default_factory=list, description="The grounding check of each generated sentence.")
+    hits: list[Hit]
 
 
 class ErrorBody(BaseModel):

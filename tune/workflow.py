@@ -76,6 +76,36 @@ class TuneOutcome:
     held_out: int = 0
     skipped: int = 0
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of ``hybrid tune --json``."""
+        result = self.result
+        body: dict[str, Any] = {
+            "adapter": self.version.ref,
+            "path": str(self.version.path),
+            "examples": self.examples,
+            "train_loss": result.train_loss,
+            "eval_loss": result.eval_loss,
+            "base_eval_loss": result.base_eval_loss,
+            "seconds": round(result.seconds, 1),
+            "warnings": list(self.check.warnings) + list(result.warnings),
+            "problems": [p.to_dict() for p in self.check.problems],  # the lines --force skipped
+            "skipped": self.skipped,  # over-long examples left out (named in a warning)
+            "line_warnings": [p.to_dict() for p in self.check.line_warnings],
+            "activated": self.activated,
+            "gate": self.gate,
+            "settings": self.settings,
+            "parent": self.parent,
+            "replayed": self.replayed,
+            "held_out": self.held_out,
+            "steps": result.steps,
+            "resumed_from": result.resumed_from,
+            "files": {"metrics": str(self.version.path / "metrics.json"), "loss_curve": str(self.version.path / "loss.png")},
+        }
+        if context := self.version.meta.get("context"):  # trained with context: what the pairing did
+            body["context"] = context
+            body["warnings"] = [*body["warnings"], *context["warnings"]]
+        return body
+
 
 def tune(
     example_paths: str | Path | Sequence[str | Path],

@@ -41,15 +41,15 @@ def list_adapters(name: str | None, as_json: bool) -> None:
 
     pipe = Pipeline(settings_from())
     groups: dict[str, list[dict]] = {}
-    for version in pipe.adapter_versions(name):
+    for version in pipe.adapters.versions(name):
         groups.setdefault(version.name, []).append(_summary(version))
     listed = []
     for adapter_name, versions in groups.items():
-        active = pipe.registry.active(adapter_name)
+        active = pipe.adapters.active(adapter_name)
         for row in versions:
             row["active"] = active is not None and row["version"] == active.version
         listed.append({"name": adapter_name, "active": active.ref if active else None, "versions": versions})
-    payload = {"root": str(pipe.registry.root), "adapters": listed}
+    payload = {"root": str(pipe.adapters.root), "adapters": listed}
     emit(payload, as_json, _human_list)
 
 
@@ -65,10 +65,10 @@ def show(ref: str, as_json: bool) -> None:
     from hybrid.pipeline import Pipeline
 
     pipe = Pipeline(settings_from())
-    version = pipe.resolve_adapter(ref)
+    version = pipe.adapters.resolve(ref)
     if version is None:
         raise BadRequestError(f"{ref!r} is the base model alone, not an adapter; name one (NAME or NAME@vN)")
-    active = pipe.registry.active(version.name) if version.version > 0 else None
+    active = pipe.adapters.active(version.name) if version.version > 0 else None
     payload = {
         "adapter": version.ref,
         "name": version.name,
@@ -91,7 +91,7 @@ def activate(ref: str, as_json: bool) -> None:
     """
     from hybrid.pipeline import Pipeline
 
-    before, after = Pipeline(settings_from()).activate_adapter(ref)
+    before, after = Pipeline(settings_from()).adapters.activate(ref)
     emit(_change(before, after), as_json, lambda p: _human_change(p, "activated"))
 
 
@@ -107,7 +107,7 @@ def rollback(name: str, as_json: bool) -> None:
     """
     from hybrid.pipeline import Pipeline
 
-    before, after = Pipeline(settings_from()).rollback_adapter(name)
+    before, after = Pipeline(settings_from()).adapters.rollback(name)
     emit(_change(before, after), as_json, lambda p: _human_change(p, "rolled back"))
 
 
@@ -134,7 +134,7 @@ def export(ref: str, out_dir: str, merged: bool, force: bool, allow_download: bo
     from hybrid.pipeline import Pipeline
 
     pipe = Pipeline(settings_from(allow_download=allow_download))
-    result = pipe.export_adapter(ref, out_dir, merged=merged, force=force, progress=log)
+    result = pipe.adapters.export(ref, out_dir, merged=merged, force=force, progress=log)
     payload = {
         "adapter": result.adapter,
         "out": str(result.out_dir),

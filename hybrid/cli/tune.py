@@ -107,7 +107,7 @@ def train(
     pipe = Pipeline(settings_from(base_model=base_model, allow_download=allow_download))
     columns = {"input_column": input_column, "output_column": output_column}
     if check_only:
-        report = pipe.check(list(examples), base_model=base_model, max_length=max_length, **columns)
+        report = pipe.adapters.check(list(examples), base_model=base_model, max_length=max_length, **columns)
         emit(report.to_dict(), as_json, _human_check)
         return OK if report.ok else FAILURE
     with _progress_bar() as progress:
@@ -119,32 +119,7 @@ def train(
         )
     if not outcome.version.meta:  # a second process under torchrun: the first one reports
         return OK
-    result = outcome.result
-    payload = {
-        "adapter": outcome.version.ref,
-        "path": str(outcome.version.path),
-        "examples": outcome.examples,
-        "train_loss": result.train_loss,
-        "eval_loss": result.eval_loss,
-        "base_eval_loss": result.base_eval_loss,
-        "seconds": round(result.seconds, 1),
-        "warnings": list(outcome.check.warnings) + list(result.warnings),
-        "problems": [p.to_dict() for p in outcome.check.problems],  # the lines --force skipped
-        "skipped": outcome.skipped,  # over-long examples left out (named in a warning)
-        "line_warnings": [p.to_dict() for p in outcome.check.line_warnings],
-        "activated": outcome.activated,
-        "gate": outcome.gate,
-        "settings": outcome.settings,
-        "parent": outcome.parent,
-        "replayed": outcome.replayed,
-        "held_out": outcome.held_out,
-        "steps": result.steps,
-        "resumed_from": result.resumed_from,
-        "files": {"metrics": str(outcome.version.path / "metrics.json"), "loss_curve": str(outcome.version.path / "loss.png")},
-    }
-    if context := outcome.version.meta.get("context"):  # --with-context: what the pairing did
-        payload["context"] = context
-        payload["warnings"] = [*payload["warnings"], *context["warnings"]]
+    payload = outcome.to_dict()
     emit(payload, as_json, _human_tune)
     # --force trained on the good lines only: partial success, as for ingest.
     return PARTIAL if outcome.check.problems else OK
@@ -286,7 +261,7 @@ def evaluate(
 
     pipe = Pipeline(settings_from(allow_download=allow_download))
     with _eval_progress() as progress:
-        report = pipe.evaluate_adapter(
+        report = pipe.adapters.evaluate(
             adapter, examples, base_model=base_model, max_examples=max_examples, max_new_tokens=max_new_tokens,
             base=not no_base, input_column=input_column, output_column=output_column, progress=progress,
         )

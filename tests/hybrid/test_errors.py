@@ -7,8 +7,13 @@ import pytest
 import ingest
 import ingest.ocr  # noqa: F401  (OcrError is defined there)
 import tune
-from hybrid.errors import BadRequestError, ConflictError, NotFoundError, from_leaf
-from hybrid.pipeline import leaf_errors
+from hybrid.errors import (
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    from_leaf,
+    leaf_errors,
+)
 from ingest.errors import IngestError
 from tune.errors import TuneError
 

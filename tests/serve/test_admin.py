@@ -101,7 +101,7 @@ def test_a_generator_evicted_while_in_use_finishes_its_work(house_pipeline) -> N
 
     others = ["house@v2", "house@v3", "legal@v1"][:MAX_GENERATORS]  # enough to push house@v1 out
     assert len(others) == MAX_GENERATORS
-    first = house_pipeline.generator(house_pipeline.resolve_adapter("house@v1"))
+    first = house_pipeline.generator(house_pipeline.adapters.resolve("house@v1"))
     messages = [{"role": "user", "content": "How much did revenue grow?"}]
     replies, errors = [], []
 
@@ -115,10 +115,10 @@ def test_a_generator_evicted_while_in_use_finishes_its_work(house_pipeline) -> N
     worker = threading.Thread(target=generate)
     worker.start()
     for ref in others:
-        house_pipeline.generator(house_pipeline.resolve_adapter(ref))
+        house_pipeline.generator(house_pipeline.adapters.resolve(ref))
     worker.join(timeout=120)
     assert errors == [] and len(replies) == 4
-    assert house_pipeline.generator(house_pipeline.resolve_adapter("house@v1")) is not first  # loaded again
+    assert house_pipeline.generator(house_pipeline.adapters.resolve("house@v1")) is not first  # loaded again
     assert first.generate(messages, max_new_tokens=8).text == replies[0]  # the evicted one still works
 
 

@@ -33,9 +33,9 @@ def add_house_versions(registry, base_dir: Path, count: int = 2) -> None:
 @pytest.fixture
 def house(pipeline, tiny_model_dir: Path):
     """house@v1 and house@v2 in the pipeline's registry, with v1 active."""
-    add_house_versions(pipeline.registry, tiny_model_dir)
-    pipeline.registry.activate("house", 1)
-    return pipeline.registry
+    add_house_versions(pipeline.adapters.registry, tiny_model_dir)
+    pipeline.adapters.registry.activate("house", 1)
+    return pipeline.adapters.registry
 
 
 QUESTION = "How much did revenue grow?"

@@ -17,8 +17,8 @@ KEY = "client-test-key"
 @pytest.fixture
 def base_url(pipeline, tiny_model_dir) -> Iterator[str]:
     """A live server with house@v1 (active) and house@v2, guarded by a query key: its /v1 URL."""
-    add_house_versions(pipeline.registry, tiny_model_dir)
-    pipeline.registry.activate("house", 1)
+    add_house_versions(pipeline.adapters.registry, tiny_model_dir)
+    pipeline.adapters.registry.activate("house", 1)
     settings = pipeline.settings.model_copy(update={"api_key": SecretStr(KEY)})
     with live_server(create_app(settings, pipeline=pipeline)) as root:
         yield f"{root}/v1"
