@@ -16,7 +16,6 @@ import dataclasses
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,13 +23,12 @@ from typing import TYPE_CHECKING, Any
 import ingest
 import tune
 from hybrid import guidance, router
-from hybrid.adapters import Adapters, base_of
+from hybrid.adapters import Adapters
 from hybrid.answering import Plan, finish, refusal, with_usage
 from hybrid.config import Settings
 from hybrid.context import ContextAugment, record_context
 from hybrid.errors import BadRequestError, HybridError, leaf_errors
-from hybrid.grounding import house_sentences
-from hybrid.house import HouseFrame, house_frame
+from hybrid.generators import Generators
 from hybrid.limits import K_MAX, K_MIN, MAX_QUESTION_CHARS
 from hybrid.prompt import build_evidence_messages, build_messages, build_style_messages, neutralise
 from hybrid.records import Answer
@@ -45,8 +43,6 @@ UNSUPPORTED_MODES = ("drop", "flag")
 CANDIDATES_PER_HIT = 8
 # Mentions that make a document *about* a name (a passing mention of a competitor is not).
 ABOUT_MENTIONS = 3
-# Generators (base model + merged adapter) kept in memory at once: each is a full model copy.
-MAX_GENERATORS = 2
 # Longest training example, in tokens, with --with-context unless set: k fenced passages of up to
 # 900 characters each plus the reply overflow the usual 1,024, and a cut example loses its reply.
 CONTEXT_MAX_LENGTH = 2048
@@ -59,23 +55,22 @@ class Pipeline:
         settings: where things live and which models to use.
         embedder: an ``ingest.Embedder`` to use instead of loading ``settings.embedder``
             (tests pass a fake one).
+        serving: a long-running server: with ``fast_decode = "auto"`` the generators build
+            their fast path in the background (``hybrid.generators``).
     """
 
-    def __init__(self, settings: Settings, *, embedder: ingest.Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, *, embedder: ingest.Embedder | None = None, serving: bool = False) -> None:
         self.settings = settings
         self._embedder = embedder
         self._index: ingest.Index | None = None
         self._reranker: ingest.Reranker | None = None
-        self._generators: OrderedDict[tuple[str, str | None], tune.Generator] = OrderedDict()
-        self._house: dict[str, tuple[frozenset[str], HouseFrame]] = {}  # adapter folder -> its boilerplate and frame
         self._support: SupportCheck | None = None
-        self._lock = threading.Lock()  # guards the caches, held only briefly
-        self._load_lock = threading.Lock()  # one model load at a time
+        self._lock = threading.Lock()  # guards the index, held only briefly
+        self._load_lock = threading.Lock()  # one reranker load at a time
         # The embedder's own: it may load inside Index.open, which runs under self._lock.
         self._embedder_lock = threading.Lock()
         self.adapters = Adapters(settings)
-        # Set by the server: with fast_decode "auto", generators then build the fast path.
-        self.serving = False
+        self.generators = Generators(settings, self.adapters, serving=serving)
 
     # -- models and index, loaded once ------------------------------------------------------
 
@@ -146,84 +141,15 @@ class Pipeline:
             if self._index is not None:
                 self._index.close()
                 self._index = None
-            for generator in self._generators.values():
-                generator.close()
-            self._generators.clear()
+        self.generators.close()
 
     def generator(self, adapter: tune.AdapterVersion | None) -> tune.Generator:
-        """The generator for ``adapter`` on its own base model.
-
-        Loaded once and kept; at most ``MAX_GENERATORS`` stay in memory (least recently used
-        goes first). A load blocks only requests for models that are not loaded yet.
-        """
-        base_dir = self.adapters.base_model_dir(base_of(adapter) if adapter is not None else None)
-        key = (str(base_dir), str(adapter.path) if adapter is not None else None)
-        with self._lock:
-            if key in self._generators:
-                self._generators.move_to_end(key)
-                return self._generators[key]
-        with self._load_lock:
-            with self._lock:
-                if key in self._generators:  # loaded by another request meanwhile
-                    return self._generators[key]
-            with leaf_errors():
-                loaded = tune.Generator.load(base_dir, adapter.path if adapter else None)
-            mode = self.settings.fast_decode
-            if mode == "on" or (mode == "auto" and self.serving):
-                loaded.start_fast(background=mode == "auto", cache_dir=self.settings.fast_decode_dir)
-            with self._lock:
-                self._generators[key] = loaded
-                while len(self._generators) > MAX_GENERATORS:
-                    self._generators.popitem(last=False)
-            return loaded
-
-    def fast_decode_status(self) -> dict[str, str]:
-        """``tune.Generator.fast_status`` of each loaded generator, keyed "base", NAME@vN for a
-        registry version, or the adapter folder given as a path."""
-        with self._lock:
-            loaded = list(self._generators.items())
-        states = {}
-        for (_, adapter), generator in loaded:
-            key = "base"
-            if adapter is not None:
-                folder = Path(adapter)
-                key = f"{folder.parent.name}@{folder.name}" if folder.parent.parent == self.settings.adapters_dir else adapter
-            states[key] = getattr(generator, "fast_status", "off")
-        return states
-
-    def stalled_seconds(self) -> float:
-        """The longest time any loaded generator has gone without a new token while making a
-        reply (0.0 when none is busy): ``/healthz`` turns degraded past a bound."""
-        with self._lock:
-            loaded = list(self._generators.values())
-        return max((generator.stalled_seconds() for generator in loaded), default=0.0)
+        """The generator for ``adapter`` on its own base model, loaded once (``hybrid.generators``)."""
+        return self.generators.get(adapter)
 
     def house_sentences(self, adapter: tune.AdapterVersion | None) -> frozenset[str]:
         """The boilerplate ``adapter`` was taught (``hybrid.grounding.house_sentences``)."""
-        return self._house_of(adapter)[0]
-
-    def house_frame(self, adapter: tune.AdapterVersion | None) -> HouseFrame:
-        """The frame ``adapter``'s replies share (``hybrid.house``): opening, labels, closing."""
-        return self._house_of(adapter)[1]
-
-    def _house_of(self, adapter: tune.AdapterVersion | None) -> tuple[frozenset[str], HouseFrame]:
-        # Read from the examples the version learnt (examples.jsonl in its folder) once per
-        # version; empty for the base model and for adapters without stored examples.
-        if adapter is None:
-            return frozenset(), HouseFrame()
-        key = str(adapter.path)
-        with self._lock:
-            if key in self._house:
-                return self._house[key]
-        stored = adapter.path / "examples.jsonl"
-        replies: list[str] = []
-        if stored.is_file():
-            examples, _ = tune.read_examples(stored)
-            replies = [m["content"] for e in examples for m in e.messages if m["role"] == "assistant"]
-        found = (house_sentences(replies), house_frame(replies))
-        with self._lock:
-            self._house[key] = found
-        return found
+        return self.generators.house(adapter)[0]
 
     def support_check(self) -> SupportCheck:
         """The strict support check (``hybrid.support``) with this pipeline's embedder, made once."""
@@ -501,7 +427,7 @@ class Pipeline:
         # Retrieved text is data: sentences that address the assistant never reach the model,
         # the citations or the extractive fallback (hybrid.prompt.neutralise).
         relevant = [neutralise(h) for h in hits if h.score >= threshold]
-        house, frame = self._house_of(version)
+        house, frame = self.generators.house(version)
         plan = Plan(question, "rag", relevance.reason, self.generator(version), build_messages(question, relevant), relevant,
                     None, adapter_ref, retrieve_ms, drop, house, check=self.support_check(), frame=frame)
         if self.settings.evidence:

@@ -46,8 +46,7 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
         if problem := shared_keys(resolved):
             raise ConfigError(problem)  # the server does not start
         if pipeline is None:
-            app.state.pipeline = Pipeline(resolved)
-            app.state.pipeline.serving = True  # fast_decode "auto" builds the fast path here
+            app.state.pipeline = Pipeline(resolved, serving=True)  # fast_decode "auto" builds the fast path
         else:
             app.state.pipeline = pipeline
         app.state.gate = Gate.from_settings(resolved)

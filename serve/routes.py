@@ -37,8 +37,8 @@ def healthz(request: Request) -> JSONResponse:
     if not getattr(request.app.state, "ready", False):
         return JSONResponse({"status": "loading"}, status_code=503)
     pipeline = request.app.state.pipeline
-    body = {"status": "ok", "fast_decode": pipeline.fast_decode_status()}
-    stalled, bound = pipeline.stalled_seconds(), request.app.state.settings.stall_timeout
+    body = {"status": "ok", "fast_decode": pipeline.generators.fast_status()}
+    stalled, bound = pipeline.generators.stalled_seconds(), request.app.state.settings.stall_timeout
     if stalled > bound:
         reason = f"a reply has made no progress for {stalled:.0f} s (stall_timeout {bound:g} s)"
         return JSONResponse({**body, "status": "degraded", "reason": reason}, status_code=503)

@@ -40,8 +40,7 @@ def serve(
     from serve import create_app, run
 
     log(f"loading models (index {settings.index_dir})")
-    pipeline = Pipeline(settings)
-    pipeline.serving = True  # fast_decode "auto": the generator builds its fast path in the background
+    pipeline = Pipeline(settings, serving=True)  # fast_decode "auto": built in the background
     pipeline.load()  # fail here with one clear line (no index, unknown adapter), not in uvicorn
     url = f"http://{host}:{port}"
     log(f"serving on {url}")

@@ -72,7 +72,7 @@ def test_a_supported_reply_is_kept_and_cited(papers, monkeypatch) -> None:
 def test_the_fallback_is_set_in_the_house_frame(papers, monkeypatch) -> None:
     closing = "Please check the cited pages before relying on this summary."
     frame = HouseFrame(labels=("Answer:", "Details:"), closing=closing)
-    monkeypatch.setattr(papers, "_house_of", lambda version: (frozenset({closing.lower().rstrip(".")}), frame))
+    monkeypatch.setattr(papers.generators, "house", lambda version: (frozenset({closing.lower().rstrip(".")}), frame))
     monkeypatch.setattr(papers, "generator", lambda adapter: ScriptedGenerator("I like turtles and benchmarks."))
     answer = papers.ask(QUESTION).answer
     assert answer.startswith("Answer: The benchmark includes three tasks") and answer.endswith(closing)

@@ -97,7 +97,7 @@ def test_activate_bodies_are_validated(house_client, body) -> None:
 
 
 def test_a_generator_evicted_while_in_use_finishes_its_work(house_pipeline) -> None:
-    from hybrid.pipeline import MAX_GENERATORS
+    from hybrid.generators import MAX_GENERATORS
 
     others = ["house@v2", "house@v3", "legal@v1"][:MAX_GENERATORS]  # enough to push house@v1 out
     assert len(others) == MAX_GENERATORS
