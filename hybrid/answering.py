@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 
 # Evidence sentences the quoted fallback gives.
 FALLBACK_SENTENCES = 4
+# ... and how far below the best one's score (hybrid.evidence: cosine + lexical + passage) the
+# others may be. On every fifth SEC 10-Q question (39), the sentences beyond that were never
+# among those holding gold words (the fallback's beyond-question recall is 0.174 with or
+# without the cut), while on the docs' "How many examples does a LoRA adapter need?" the cut
+# leaves out sentences about other things (0.51-0.71 below the answer) that shared a word
+# with the question.
+FALLBACK_GAP = 0.5
 # Content words that make a supported sentence an answer rather than a label (see _substantive).
 SUBSTANTIVE_WORDS = 5
 
@@ -139,11 +146,12 @@ def _quote_evidence(plan: Plan) -> str:
     """The best evidence sentences, each with the marker of its passage, in the house frame.
 
     The best one always; the others only when they share words with the question, so that a
-    passage's acknowledgements or introduction never stand in for an answer.
+    passage's acknowledgements or introduction never stand in for an answer, and score within
+    ``FALLBACK_GAP`` of the best, so that a sentence about something else does not follow it.
     """
     numbers = {hit.chunk_id: n for n, hit in enumerate(plan.hits, start=1)}
     best, *rest = plan.evidence[:FALLBACK_SENTENCES]
-    chosen = [best, *(s for s in rest if s.overlap > 0)]
+    chosen = [best, *(s for s in rest if s.overlap > 0 and best.score - s.score <= FALLBACK_GAP)]
     sentences = [f"{s.text.rstrip('.')} [{numbers[s.hit.chunk_id]}]." for s in chosen]
     if plan.frame:
         return plan.frame.wrap(sentences)

@@ -85,3 +85,22 @@ def test_evidence_off_shows_whole_passages(papers, monkeypatch) -> None:
     monkeypatch.setattr(papers, "generator", lambda adapter: scripted)
     papers.ask(QUESTION)
     assert "Sources:" in scripted.prompts[0][1]["content"] and "We thank" in scripted.prompts[0][1]["content"]
+
+
+def test_the_fallback_leaves_out_sentences_far_below_the_best(papers) -> None:
+    from hybrid.answering import FALLBACK_GAP, Plan, _quote_evidence
+
+    hit = papers.search(QUESTION, k=1)[0]
+
+    def sentence(text: str, score: float, overlap: float) -> evidence.Sentence:
+        return evidence.Sentence(text=text, hit=hit, score=score, overlap=overlap)
+
+    best = sentence(ANSWER, 1.3, 0.8)
+    close = sentence("Each task has a public test set and a hidden one.", 1.3 - FALLBACK_GAP + 0.01, 0.3)
+    far = sentence("Earlier tasks of the suite are replayed in training.", 1.3 - FALLBACK_GAP - 0.01, 0.4)
+    unrelated = sentence("This section introduces the suite.", 1.25, 0.0)
+    plan = Plan(question=QUESTION, route="rag", reason="", generator=None, messages=[], hits=[hit], supplied=None,
+                adapter=None, retrieve_ms=0.0, drop=True, evidence=[best, close, far, unrelated])
+    quoted = _quote_evidence(plan)
+    assert ANSWER.rstrip(".") in quoted and "public test set" in quoted
+    assert "replayed" not in quoted and "introduces" not in quoted
