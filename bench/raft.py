@@ -174,7 +174,7 @@ def main() -> None:
         outcome = pipe.tune([examples], name=name, force=True, **hyper, **extra)
         timings[f"train_{name}_s"] = time.perf_counter() - started
         refs[name] = outcome.version.ref
-        contexts[name] = outcome.version.meta.get("context")
+        contexts[name] = outcome.version.meta.context
         print(f"trained {outcome.version.ref}: loss {outcome.result.train_loss:.3f}, "
               f"{outcome.result.steps} steps, {timings[f'train_{name}_s']:.0f} s", file=sys.stderr)
     if args.base:

@@ -279,7 +279,7 @@ class Adapters:
 
 def base_of(adapter: tune.AdapterVersion) -> str | None:
     """The base model an adapter was trained on: its recorded directory while that exists."""
-    recorded = adapter.meta.get("base_model_dir")
+    recorded = adapter.meta.base_model_dir
     if recorded and Path(recorded).is_dir():
         return recorded
-    return adapter.meta.get("base_model")
+    return adapter.meta.base_model

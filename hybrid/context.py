@@ -316,6 +316,5 @@ def record_context(registry: tune.AdapterRegistry, outcome: tune.TuneOutcome, au
     ``tune.tune`` writes meta.json before this can run, so it is written once more.
     """
     version = outcome.version
-    meta = {**version.meta, "context": augment.meta()}
-    meta["warnings"] = [*version.meta.get("warnings", []), *augment.warnings()]
+    meta = replace(version.meta, context=augment.meta(), warnings=[*version.meta.warnings, *augment.warnings()])
     return replace(outcome, version=registry.finalize(version.name, version.version, meta, activate=False))

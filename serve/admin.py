@@ -37,7 +37,7 @@ from hybrid import HybridError, NotFoundError, Pipeline
 from serve import limits
 from serve.auth import require_admin_key, require_query_key
 from serve.deps import get_pipeline
-from serve.jobs import JOB_ID_RE, KEEP_FINISHED, JobQueue
+from serve.jobs import JOB_ID_RE, KEEP_FINISHED, JobQueue, JobStatus
 from serve.schemas import STRICT, ErrorResponse
 
 ADAPTER_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # tune.registry's rule, checked again there
@@ -109,25 +109,6 @@ class ActivateResponse(BaseModel):
     name: str
     active: str
     previous: str | None
-
-
-class JobError(BaseModel):
-    code: str
-    status: int = Field(description="The HTTP status the failure stands for (409: the index was busy).")
-    message: str
-
-
-class JobOut(BaseModel):
-    job: str
-    kind: Literal["ingest"]
-    status: Literal["queued", "running", "done", "failed"]
-    document: dict[str, Any] | None = Field(None, description="The upload: name, sha256, bytes, uploaded, stored (its path under HYBRID_HOME/uploads).")
-    progress: dict[str, Any] = Field(description="The ingest's counts so far (files_done, pages_done, ...).")
-    created: str
-    started: str | None
-    finished: str | None
-    result: dict[str, Any] | None = Field(None, description="When done: the JSON of `hybrid ingest --json`, and source.")
-    error: JobError | None = Field(None, description="When failed.")
 
 
 class JobAccepted(BaseModel):
@@ -210,7 +191,7 @@ async def upload_document(request: Request, pipeline: PipelineDep) -> JSONRespon
 
 @router.get(
     "/jobs/{job_id}",
-    response_model=JobOut,
+    response_model=JobStatus,
     response_model_exclude_unset=True,
     responses=ERRORS,
     dependencies=[Depends(require_admin_key)],

@@ -26,7 +26,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from hybrid import HybridError
 
@@ -58,22 +60,41 @@ class Job:
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
 
+    def record(self) -> JobStatus:
+        """What ``GET /v1/jobs/{id}`` shows of the job now."""
+        return JobStatus(
+            job=self.id, kind=self.kind, status=self.status, document=self.detail.get("document"),
+            progress=dict(self.progress), created=_iso(self.created), started=_iso(self.started),
+            finished=_iso(self.finished), result=self.result, error=self.error,
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "job": self.id,
-            "kind": self.kind,
-            "status": self.status,
-            **self.detail,
-            "progress": dict(self.progress),
-            "created": _iso(self.created),
-            "started": _iso(self.started),
-            "finished": _iso(self.finished),
-        }
-        if self.result is not None:
-            body["result"] = self.result
-        if self.error is not None:
-            body["error"] = self.error
-        return body
+        """``record()``'s JSON; a document, result or error only when there is one."""
+        body = self.record().model_dump(mode="json")
+        return {key: value for key, value in body.items() if value is not None or key in ("started", "finished")}
+
+
+class JobError(BaseModel):
+    code: str
+    status: int = Field(description="The HTTP status the failure stands for (409: the index was busy).")
+    message: str
+
+
+class JobStatus(BaseModel):
+    """A background job: its state, progress, and result or error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job: str
+    kind: Literal["ingest"]
+    status: Literal["queued", "running", "done", "failed"]
+    document: dict[str, Any] | None = Field(None, description="The upload: name, sha256, bytes, uploaded, stored (its path under HYBRID_HOME/uploads).")
+    progress: dict[str, Any] = Field(description="The ingest's counts so far (files_done, pages_done, ...).")
+    created: str
+    started: str | None
+    finished: str | None
+    result: dict[str, Any] | None = Field(None, description="When done: the JSON of `hybrid ingest --json`, and source.")
+    error: JobError | None = Field(None, description="When failed.")
 
 
 class JobQueue:
@@ -120,7 +141,9 @@ class JobQueue:
             job = self._jobs.get(job_id)
             if job is not None:
                 return job.to_dict()
-        return self._load(job_id)
+        stored = self._load(job_id)
+        # "submitted" orders unfinished jobs for a rerun: it is not part of the job's JSON.
+        return None if stored is None else {key: value for key, value in stored.items() if key != "submitted"}
 
     def unfinished(self) -> list[dict[str, Any]]:
         """Jobs on disk that were queued or running when the server stopped, oldest first."""

@@ -325,7 +325,7 @@ def _model(model_id: str, created: int, adapter: str | None) -> dict:
 def _created(version: Any) -> int:
     """Seconds since the epoch at which the version was trained (0 when meta.json lacks it)."""
     try:
-        return int(datetime.fromisoformat(version.meta["created"]).timestamp())
+        return int(datetime.fromisoformat(version.meta.created or "").timestamp())
     except (KeyError, TypeError, ValueError):
         return 0
 

@@ -23,7 +23,7 @@ from tune.errors import (
     TuneConfigError,
     TuneError,
 )
-from tune.registry import ADAPTER_NAME_RE, AdapterRegistry, AdapterVersion, parse_ref
+from tune.registry import ADAPTER_NAME_RE, AdapterMeta, AdapterRegistry, AdapterVersion, parse_ref
 
 if TYPE_CHECKING:
     from tune.check import CheckReport, check_examples
@@ -69,6 +69,7 @@ __all__ = [
     "ADAPTER_NAME_RE",
     "DEFAULT_BASE_MODEL",
     "AdapterNotFoundError",
+    "AdapterMeta",
     "AdapterRegistry",
     "AdapterVersion",
     "CheckReport",

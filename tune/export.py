@@ -68,11 +68,11 @@ def recorded_base_model(adapter: AdapterVersion) -> str:
     Raises:
         ExportError: none of them is recorded (an adapter directory made outside hybrid).
     """
-    recorded = adapter.meta.get("base_model_dir")
+    recorded = adapter.meta.base_model_dir
     if recorded and Path(recorded).is_dir():
         return str(recorded)
-    if adapter.meta.get("base_model"):
-        return str(adapter.meta["base_model"])
+    if adapter.meta.base_model:
+        return str(adapter.meta.base_model)
     try:
         peft_base = json.loads((adapter.path / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
     except (OSError, ValueError, AttributeError):
@@ -170,8 +170,8 @@ def _write_adapter(adapter: AdapterVersion, target: Path) -> None:
         save_file({k: v.contiguous() for k, v in state.items()}, target / ADAPTER_WEIGHTS)
     else:
         raise ExportError(f"{adapter.path} has {ADAPTER_CONFIG} but no weights ({ADAPTER_WEIGHTS})")
-    if adapter.meta:
-        (target / META_FILE).write_text(json.dumps(adapter.meta, indent=2, default=str) + "\n", encoding="utf-8")
+    if adapter.meta.recorded:
+        (target / META_FILE).write_text(json.dumps(adapter.meta.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def _write_merged(adapter: AdapterVersion, base_model_dir: Path, target: Path) -> None:
@@ -185,10 +185,10 @@ def _write_merged(adapter: AdapterVersion, base_model_dir: Path, target: Path) -
     provenance = {
         "adapter": adapter.ref,
         "adapter_path": str(adapter.path),
-        "base_model": adapter.meta.get("base_model"),
+        "base_model": adapter.meta.base_model,
         "base_model_dir": str(base_model_dir),
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "meta": adapter.meta,
+        "meta": adapter.meta.to_dict(),
     }
     (target / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2, default=str) + "\n", encoding="utf-8")
 

@@ -16,7 +16,8 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,67 @@ ACTIVE_FILE = "active.json"
 ADAPTER_CONFIG = "adapter_config.json"  # written by PEFT; marks a directory as an adapter
 # Earlier activations kept in active.json: plenty to undo with, and the file stays small.
 HISTORY_LIMIT = 50
+# The layout of meta.json that AdapterMeta writes. Files without a "schema" key (0) were
+# written before it was recorded; they hold the same keys, some of them missing.
+META_SCHEMA = 1
+
+
+@dataclass
+class AdapterMeta:
+    """What produced an adapter version and how it did: its meta.json.
+
+    Written once when the version is finished (``AdapterRegistry.finalize``), read by
+    ``hybrid adapters show``, the server's model list, export, and a later ``--from``. Keys a
+    newer hybrid wrote and this one does not know are kept in ``extra`` and written back.
+    """
+
+    name: str | None = None
+    version: int | None = None
+    base_model: str | None = None  # the spec the user gave (a name or a directory)
+    base_model_dir: str | None = None  # the local directory it resolved to
+    data_files: list[str] = field(default_factory=list)
+    data_sha256: str | None = None
+    examples: int | None = None  # training examples used
+    skipped_too_long: int = 0
+    eval_file: str | None = None
+    eval_sha256: str | None = None
+    eval_examples: int = 0
+    held_out_from_training: int = 0
+    parent: str | None = None  # NAME@vN the run continued from
+    lineage: list[str] = field(default_factory=list)  # every version it descends from, oldest first
+    replayed: int = 0
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    settings: list[str] = field(default_factory=list)  # each chosen hyperparameter and why
+    losses: dict[str, float | None] = field(default_factory=dict)  # train_loss, eval_loss, base_eval_loss
+    gate: dict[str, Any] | None = None
+    steps: int | None = None
+    epochs: float | None = None
+    tokens: int | None = None
+    seconds: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    created: str | None = None  # ISO time, UTC
+    tune_version: str | None = None
+    context: dict[str, Any] | None = None  # trained with retrieved passages: how they were paired
+    schema: int = META_SCHEMA
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, data: Mapping[str, Any]) -> AdapterMeta:
+        """The record of a meta.json's contents, from any schema (missing keys take their defaults)."""
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values = {key: value for key, value in data.items() if key in known and value is not None}
+        values.setdefault("schema", 0)
+        return cls(**values, extra={key: value for key, value in data.items() if key not in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of meta.json (and of ``hybrid adapters show --json``'s ``meta``)."""
+        body = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {**body, **self.extra}
+
+    @property
+    def recorded(self) -> bool:
+        """Whether a training run wrote this (an adapter folder without meta.json has none)."""
+        return self.name is not None or self.created is not None
 
 
 @dataclass(frozen=True)
@@ -42,13 +104,13 @@ class AdapterVersion:
         name: the adapter name (a directory's own name for adapters outside the registry).
         version: N of ``NAME@vN``; 0 for an adapter given as a directory path.
         path: the directory holding adapter_config.json and the weights.
-        meta: the contents of meta.json (base model, data hash, hyperparameters, losses...).
+        meta: its meta.json (base model, data hash, hyperparameters, losses...).
     """
 
     name: str
     version: int
     path: Path
-    meta: dict = field(default_factory=dict, compare=False, hash=False)
+    meta: AdapterMeta = field(default_factory=AdapterMeta, compare=False, hash=False)
 
     @property
     def ref(self) -> str:
@@ -111,7 +173,7 @@ class AdapterRegistry:
         for child in folder.iterdir():
             match = _VERSION_DIR.match(child.name)
             if match and (child / META_FILE).is_file():
-                found.append(AdapterVersion(name, int(match.group(1)), child, _read_json(child / META_FILE)))
+                found.append(AdapterVersion(name, int(match.group(1)), child, AdapterMeta.read(_read_json(child / META_FILE))))
         return sorted(found, key=lambda v: v.version)
 
     def active(self, name: str) -> AdapterVersion | None:
@@ -152,7 +214,7 @@ class AdapterRegistry:
             return active
         path = Path(ref).expanduser()
         if (path / ADAPTER_CONFIG).is_file():
-            meta = _read_json(path / META_FILE) if (path / META_FILE).is_file() else {}
+            meta = AdapterMeta.read(_read_json(path / META_FILE)) if (path / META_FILE).is_file() else AdapterMeta()
             return AdapterVersion(path.resolve().name, 0, path.resolve(), meta)
         raise AdapterNotFoundError(
             f"no adapter {ref!r} (not a name in {self.root}, nor a directory with {ADAPTER_CONFIG}); {self.listing()}"
@@ -177,13 +239,14 @@ class AdapterRegistry:
                 continue
             return number, path
 
-    def finalize(self, name: str, version: int, meta: dict[str, Any], *, activate: bool = True) -> AdapterVersion:
+    def finalize(self, name: str, version: int, meta: AdapterMeta | Mapping[str, Any], *, activate: bool = True) -> AdapterVersion:
         """Write meta.json (which marks the version finished) and, by default, activate it."""
         path = self.root / validate_name(name) / f"v{version}"
         if not (path / ADAPTER_CONFIG).is_file():
             raise TuneError(f"{path} holds no trained adapter ({ADAPTER_CONFIG} missing); train into it first")
-        _write_json(path / META_FILE, meta)
-        return self.activate(name, version) if activate else AdapterVersion(name, version, path, dict(meta))
+        record = meta if isinstance(meta, AdapterMeta) else AdapterMeta.read({"schema": META_SCHEMA, **meta})
+        _write_json(path / META_FILE, record.to_dict())
+        return self.activate(name, version) if activate else AdapterVersion(name, version, path, record)
 
     def activate(self, name: str, version: int) -> AdapterVersion:
         """Make ``NAME`` stand for ``NAME@vN``; the version it replaces goes onto the history.

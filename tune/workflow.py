@@ -19,7 +19,7 @@ from tune.config import TuneConfig
 from tune.data import Example, read_examples
 from tune.defaults import apply_defaults, choose_defaults
 from tune.errors import DataError, DatasetError, TrainingInterrupted, TuneError
-from tune.registry import AdapterRegistry, AdapterVersion, validate_name
+from tune.registry import META_SCHEMA, AdapterMeta, AdapterRegistry, AdapterVersion, validate_name
 from tune.tokens import load_tokenizer
 from tune.train import Progress, TrainResult, train_adapter
 
@@ -101,7 +101,7 @@ class TuneOutcome:
             "resumed_from": result.resumed_from,
             "files": {"metrics": str(self.version.path / "metrics.json"), "loss_curve": str(self.version.path / "loss.png")},
         }
-        if context := self.version.meta.get("context"):  # trained with context: what the pairing did
+        if context := self.version.meta.context:  # trained with context: what the pairing did
             body["context"] = context
             body["warnings"] = [*body["warnings"], *context["warnings"]]
         return body
@@ -243,7 +243,8 @@ def tune(
         _write_examples(out_dir / EXAMPLES_FILE, examples)
         active = registry.active(name)
         gate = _gate(config, active, out_dir, base_model_dir, held_out, result, report_to)
-        meta = {
+        meta = AdapterMeta.read({
+            "schema": META_SCHEMA,
             "name": name,
             "version": version,
             "base_model": base_model_spec,
@@ -274,7 +275,7 @@ def tune(
             "warnings": report.warnings + result.warnings,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "tune_version": _version(),
-        }
+        })
         activate = gate is None or gate["passed"]
         finished = registry.finalize(name, version, meta, activate=activate)
     except KeyboardInterrupt:
@@ -366,7 +367,7 @@ def _choose_settings(
     inherited = []
     if parent is not None:
         # Continuing an adapter keeps its shape: the rank and scale of the weights it starts from.
-        shape = parent.meta.get("hyperparameters", {})
+        shape = parent.meta.hyperparameters
         for name in ("rank", "alpha"):
             if name not in user and isinstance(shape.get(name), (int, float)):
                 user[name] = shape[name]
@@ -429,7 +430,7 @@ def _gate(
     """
     if config.gate == "off" or active is None or not held_out:
         return None
-    if Path(str(active.meta.get("base_model_dir", base_model_dir))) != Path(base_model_dir):
+    if Path(active.meta.base_model_dir or base_model_dir) != Path(base_model_dir):
         return None
     from tune.evaluate import evaluate_adapter
 
@@ -455,7 +456,7 @@ def _lineage(version: AdapterVersion | None) -> list[str]:
     """The references a version descends from, oldest first, ending with ``version`` itself."""
     if version is None:
         return []
-    earlier = version.meta.get("lineage") or []
+    earlier = version.meta.lineage
     return [*[ref for ref in earlier if isinstance(ref, str)], version.ref] if version.version else []
 
 

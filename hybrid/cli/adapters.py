@@ -14,7 +14,7 @@ from hybrid.errors import BadRequestError
 _SHOWN = {
     "name", "version", "created", "base_model", "base_model_dir", "data_files", "data_sha256", "examples",
     "eval_file", "eval_sha256", "eval_examples", "losses", "steps", "epochs", "tokens", "seconds",
-    "hyperparameters", "warnings",
+    "hyperparameters", "warnings", "schema",
 }
 
 
@@ -75,7 +75,7 @@ def show(ref: str, as_json: bool) -> None:
         "version": version.version,
         "path": str(version.path),
         "active": active is not None and active.version == version.version,
-        "meta": version.meta,
+        "meta": version.meta.to_dict() if version.meta.recorded else {},
     }
     emit(payload, as_json, _human_show)
 
@@ -148,15 +148,14 @@ def export(ref: str, out_dir: str, merged: bool, force: bool, allow_download: bo
 
 def _summary(version: Any) -> dict:
     meta = version.meta
-    losses = meta.get("losses") if isinstance(meta.get("losses"), dict) else {}
     return {
         "adapter": version.ref,
         "version": version.version,
-        "created": meta.get("created"),
-        "examples": meta.get("examples"),
-        "train_loss": losses.get("train_loss"),
-        "eval_loss": losses.get("eval_loss"),
-        "base_model": meta.get("base_model"),
+        "created": meta.created,
+        "examples": meta.examples,
+        "train_loss": meta.losses.get("train_loss"),
+        "eval_loss": meta.losses.get("eval_loss"),
+        "base_model": meta.base_model,
         "path": str(version.path),
     }
 

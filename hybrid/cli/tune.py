@@ -117,7 +117,7 @@ def train(
             batch_size=batch_size, rank=rank, max_length=max_length, with_context=with_context,
             from_ref=from_ref, resume=resume, gate=gate, **columns,
         )
-    if not outcome.version.meta:  # a second process under torchrun: the first one reports
+    if not outcome.version.meta.recorded:  # a second process under torchrun: the first one reports
         return OK
     payload = outcome.to_dict()
     emit(payload, as_json, _human_tune)

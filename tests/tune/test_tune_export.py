@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tune import AdapterVersion, ExportError, export_adapter, recorded_base_model
+from tune import AdapterMeta, AdapterVersion, ExportError, export_adapter, recorded_base_model
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def version(trained, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
     shutil.copytree(adapter_dir, path)
     meta = {"name": "house", "version": 1, "base_model": str(tiny_model_dir), "examples": 16}
     (path / "meta.json").write_text(json.dumps(meta))
-    return AdapterVersion("house", 1, path, meta)
+    return AdapterVersion("house", 1, path, AdapterMeta.read(meta))
 
 
 @pytest.fixture(scope="module")
@@ -102,14 +102,14 @@ def test_refuses_targets_that_would_overwrite_the_adapter(version: AdapterVersio
 
 def test_recorded_base_model(version: AdapterVersion, tiny_model_dir: Path, tmp_path: Path) -> None:
     gone = {"base_model_dir": str(tmp_path / "gone"), "base_model": "SmolLM2-135M-Instruct"}
-    assert recorded_base_model(AdapterVersion("a", 1, version.path, gone)) == "SmolLM2-135M-Instruct"
+    assert recorded_base_model(AdapterVersion("a", 1, version.path, AdapterMeta.read(gone))) == "SmolLM2-135M-Instruct"
     kept = {"base_model_dir": str(tiny_model_dir), "base_model": "x"}
-    assert recorded_base_model(AdapterVersion("a", 1, version.path, kept)) == str(tiny_model_dir)
+    assert recorded_base_model(AdapterVersion("a", 1, version.path, AdapterMeta.read(kept))) == str(tiny_model_dir)
     # No meta.json: PEFT's own record of the base model.
     peft_base = json.loads((version.path / "adapter_config.json").read_text())["base_model_name_or_path"]
-    assert peft_base and recorded_base_model(AdapterVersion("a", 0, version.path, {})) == peft_base
+    assert peft_base and recorded_base_model(AdapterVersion("a", 0, version.path)) == peft_base
     bare = tmp_path / "bare"
     bare.mkdir()
     (bare / "adapter_config.json").write_text("{}")
     with pytest.raises(ExportError, match="records no base model"):
-        recorded_base_model(AdapterVersion("bare", 0, bare, {}))
+        recorded_base_model(AdapterVersion("bare", 0, bare))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tune import AdapterNotFoundError, AdapterRegistry, InvalidAdapterNameError, TuneError, parse_ref
+from tune import AdapterMeta, AdapterNotFoundError, AdapterRegistry, InvalidAdapterNameError, TuneError, parse_ref
+from tune.registry import META_SCHEMA
 
 
 def fake_train(path: Path) -> None:
@@ -31,7 +32,7 @@ def test_versions_increment_and_the_newest_is_active(tmp_path: Path) -> None:
     assert registry.names() == ["house"]
     assert [v.version for v in registry.versions("house")] == [1, 2]
     assert registry.active("house").ref == "house@v2"
-    assert registry.active("house").meta == {"base_model": "tiny", "examples": 2}
+    assert (registry.active("house").meta.base_model, registry.active("house").meta.examples) == ("tiny", 2)
 
 
 def test_activate_and_inactive_versions(tmp_path: Path) -> None:
@@ -56,7 +57,7 @@ def test_resolve_every_kind_of_reference(tmp_path: Path) -> None:
     outside.mkdir()
     fake_train(outside)
     found = registry.resolve(str(outside))
-    assert (found.name, found.version, found.path, found.meta) == ("my-adapter", 0, outside, {})
+    assert (found.name, found.version, found.path, found.meta.recorded) == ("my-adapter", 0, outside, False)
     assert registry.resolve(found.ref) == found  # a directory's ref resolves back to it
 
 
@@ -160,3 +161,24 @@ def test_parse_ref_validates_the_name_and_version() -> None:
     for bad in ["../x@v1", "house@v0", "house@2", "house@latest", "a/b", ""]:
         with pytest.raises(InvalidAdapterNameError):
             parse_ref(bad)
+
+
+def test_meta_json_of_any_schema_is_read_and_unknown_keys_are_kept(tmp_path: Path) -> None:
+    old = {"name": "house", "version": 3, "base_model": "tiny", "examples": 40, "losses": {"eval_loss": 1.5},
+           "warnings": None, "from_a_newer_hybrid": {"x": 1}}
+    meta = AdapterMeta.read(old)
+    assert (meta.schema, meta.name, meta.examples, meta.losses["eval_loss"]) == (0, "house", 40, 1.5)
+    assert meta.warnings == [] and meta.lineage == [] and meta.context is None  # missing or null: the default
+    assert meta.recorded and not AdapterMeta().recorded
+    assert meta.to_dict()["from_a_newer_hybrid"] == {"x": 1}  # written back as it was
+    assert AdapterMeta.read(meta.to_dict()) == meta
+
+
+def test_finalize_writes_the_current_schema(tmp_path: Path) -> None:
+    registry = AdapterRegistry(tmp_path / "adapters")
+    number, path = registry.create_version("house")
+    (path / "adapter_config.json").write_text("{}")
+    version = registry.finalize("house", number, {"base_model": "tiny", "examples": 2})
+    written = json.loads((path / "meta.json").read_text())
+    assert written["schema"] == META_SCHEMA and written["examples"] == 2
+    assert version.meta == AdapterMeta.read(written)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tune import AdapterRegistry, DatasetError, TuneConfig, tune
+from tune.registry import META_SCHEMA
 
 CONFIG = TuneConfig(max_steps=2, batch_size=4, learning_rate=1e-2)
 
@@ -34,7 +35,7 @@ def test_two_runs_make_two_versions_with_metadata(tmp_path, tiny_model_dir, writ
     assert meta["hyperparameters"]["max_steps"] == 2 and meta["hyperparameters"]["rank"] == 8
     assert meta["losses"]["eval_loss"] == first.result.eval_loss is not None
     assert meta["losses"]["base_eval_loss"] is not None and meta["created"] and meta["tune_version"]
-    assert first.version.meta == meta
+    assert first.version.meta.to_dict() == meta and meta["schema"] == META_SCHEMA
 
 
 def test_bad_data_is_refused_unless_forced(tmp_path, tiny_model_dir, write_jsonl, house_examples) -> None:
@@ -77,8 +78,8 @@ def test_over_long_examples_are_measured_with_the_base_tokenizer_and_skipped(
                    base_model_spec=str(tiny_model_dir), config=config, eval_path=held_out)
     assert outcome.check.ok and [(p.line, p.code) for p in outcome.check.skipped] == [(5, "too_long")]
     assert outcome.check.lengths["tokenizer"] == tiny_model_dir.name
-    assert (outcome.examples, outcome.skipped) == (4, 1) and outcome.version.meta["examples"] == 4
-    assert outcome.version.meta["skipped_too_long"] == 1
+    assert (outcome.examples, outcome.skipped) == (4, 1) and outcome.version.meta.examples == 4
+    assert outcome.version.meta.skipped_too_long == 1
     skipping = [w for w in outcome.check.warnings if w.startswith("skipped")]
     assert skipping == [
         "skipped 1 example longer than 128 tokens: line 5; training goes on with the rest. "
@@ -86,7 +87,7 @@ def test_over_long_examples_are_measured_with_the_base_tokenizer_and_skipped(
         "skipped 1 evaluation example longer than 128 tokens: line 4; training goes on with the rest. "
         "Shorten or split it, or raise --max-length, to train on it too",
     ]
-    assert outcome.version.meta["eval_examples"] == 3
+    assert outcome.version.meta.eval_examples == 3
 
 
 def test_when_every_example_is_over_long_there_is_nothing_to_train_on(
@@ -117,11 +118,11 @@ def test_without_eval_a_share_is_held_out_and_unset_settings_follow_the_data_siz
     data = write_jsonl(tmp_path / "house.jsonl", house_examples(60))
     outcome = run(data, AdapterRegistry(tmp_path / "adapters"), tiny_model_dir)
     assert (outcome.examples, outcome.held_out) == (54, 6)
-    assert outcome.result.eval_loss is not None and outcome.version.meta["held_out_from_training"] == 6
+    assert outcome.result.eval_loss is not None and outcome.version.meta.held_out_from_training == 6
     lines = {line.split(" ")[0]: line for line in outcome.settings}
     assert "set by you" in lines["learning"] and "set by you" in lines["batch"]  # CONFIG sets both
     assert "set by you" not in lines["rank"] and "54" in lines["rank"]  # chosen from the 54 left
-    assert outcome.version.meta["settings"] == outcome.settings
+    assert outcome.version.meta.settings == outcome.settings
 
 
 def test_from_continues_with_replay_and_records_the_lineage(tmp_path, tiny_model_dir, write_jsonl, house_examples) -> None:
@@ -130,14 +131,14 @@ def test_from_continues_with_replay_and_records_the_lineage(tmp_path, tiny_model
     new = write_jsonl(tmp_path / "v2.jsonl", _replies("Refund", 4, "Dear customer, your refund is on its way."))
     second = run(new, registry, tiny_model_dir, from_ref="house")
     assert (second.version.ref, second.parent, second.replayed, second.examples) == ("house@v2", "house@v1", 8, 4)
-    assert second.version.meta["lineage"] == ["house@v1"] and second.version.meta["replayed"] == 8
+    assert second.version.meta.lineage == ["house@v1"] and second.version.meta.replayed == 8
     assert len((second.version.path / "examples.jsonl").read_text().splitlines()) == 4  # its own, not the replay
     assert registry.resolve("house").ref == "house@v2" and registry.resolve("house@v1") == first.version
     # The shape of the adapter it continues is kept, whatever the data size would choose.
-    assert second.version.meta["hyperparameters"]["rank"] == first.version.meta["hyperparameters"]["rank"]
+    assert second.version.meta.hyperparameters["rank"] == first.version.meta.hyperparameters["rank"]
     newer = write_jsonl(tmp_path / "v3.jsonl", _replies("Invoice", 2, "Dear customer, the invoice is attached."))
     third = run(newer, registry, tiny_model_dir, from_ref="house@v2")
-    assert third.version.meta["lineage"] == ["house@v1", "house@v2"] and third.replayed == 12
+    assert third.version.meta.lineage == ["house@v1", "house@v2"] and third.replayed == 12
 
 
 def test_a_worse_version_is_kept_but_not_activated(tmp_path, tiny_model_dir, write_jsonl, house_examples) -> None:
@@ -151,7 +152,7 @@ def test_a_worse_version_is_kept_but_not_activated(tmp_path, tiny_model_dir, wri
                   config=config, eval_path=held_out)
     assert not second.activated and second.gate["passed"] is False and second.gate["against"] == "house@v1"
     assert "held-out loss" in second.gate["reasons"][0] and second.gate["new"]["style_score"] is None
-    assert registry.resolve("house").ref == "house@v1" and registry.resolve("house@v2").meta["gate"] == second.gate
+    assert registry.resolve("house").ref == "house@v1" and registry.resolve("house@v2").meta.gate == second.gate
     # A version that is as good passes, with the style score measured too (the default gate).
     third = run(write_jsonl(tmp_path / "again.jsonl", house_examples(8)), registry, tiny_model_dir, eval_path=held_out)
     assert third.gate["mode"] == "loss+style" and third.gate["new"]["style_score"] is not None
