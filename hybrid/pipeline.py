@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import ingest
 import tune
-from hybrid import guidance, router
+from hybrid import guidance, retrieval, router
 from hybrid.adapters import Adapters
 from hybrid.answering import Plan, finish, refusal, with_usage
 from hybrid.config import Settings
@@ -39,10 +39,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("hybrid")
 # What ask does with an answer sentence that fails the grounding check.
 UNSUPPORTED_MODES = ("drop", "flag")
-# Candidates fetched per requested passage before documents about the query's names go first.
-CANDIDATES_PER_HIT = 8
-# Mentions that make a document *about* a name (a passing mention of a competitor is not).
-ABOUT_MENTIONS = 3
 # Longest training example, in tokens, with --with-context unless set: k fenced passages of up to
 # 900 characters each plus the reply overflow the usual 1,024, and a cut example loses its reply.
 CONTEXT_MAX_LENGTH = 2048
@@ -219,16 +215,7 @@ class Pipeline:
         sources: Sequence[str] | None = None,
         pages: tuple[int | None, int | None] | None = None,
     ) -> list[ingest.Hit]:
-        """The ``k`` passages that best match ``query``, best first.
-
-        Hybrid retrieval (embeddings and BM25, fused; ``settings.search``), then the optional
-        cross-encoder. Then passages from documents whose file name the query names come
-        first ("in Q3 2022": "2022 Q3 AAPL.pdf", `guidance.documents_named`), then those from
-        documents *about* the names the query asks for ("Apple's gross margin": documents that
-        mention Apple at least ``ABOUT_MENTIONS`` times), keeping rank order within each group.
-        Filings, reports and manuals seldom repeat the company, period or subject in every
-        passage, so similarity alone mixes documents up (measured in
-        docs/concepts/pipeline.md). Scores stay cosine similarities.
+        """The ``k`` passages that best match ``query``, best first (``hybrid.retrieval``).
 
         Args:
             sources: only documents matching one of these paths, file names or globs.
@@ -236,32 +223,10 @@ class Pipeline:
         """
         query = _checked_text(query, "query")
         k = _checked_k(self.settings.k if k is None else k)
-        names = guidance.names_in(query)
-        config = self.settings.search
         reranker = self.reranker()
         with leaf_errors():
-            index = self.index()
-            titled = guidance.documents_named(query, [d["source"] for d in index.documents()])
-            regroup = bool(names) or any(titled.values())
-            depth = max(k * CANDIDATES_PER_HIT if regroup else k, config.rerank_depth if reranker else 0)
-            hits = index.search(
-                query,
-                k=depth,
-                sources=sources,
-                pages=pages,
-                mode=config.mode,
-                candidates=config.candidates,
-                keyword_weight=config.keyword_weight,
-            )
-            if reranker is not None:
-                hits = reranker.rerank(query, hits[: config.rerank_depth]) + hits[config.rerank_depth :]
-            if regroup and hits:
-                found = [h.source for h in hits]
-                counts = [index.mention_counts(name, found) for name in names]
-                about = {s: sum(c[s] >= ABOUT_MENTIONS for c in counts) for s in found}
-                rank = {h.chunk_id: i for i, h in enumerate(hits)}
-                hits = sorted(hits, key=lambda h: (-titled.get(h.source, 0), -about[h.source], rank[h.chunk_id]))
-        return hits[:k]
+            return retrieval.search(self.index(), query, k=k, config=self.settings.search, reranker=reranker,
+                                    sources=sources, pages=pages)
 
     def reranker(self) -> ingest.Reranker | None:
         """The cross-encoder named by ``settings.search.reranker``, loaded once; None if unset."""
