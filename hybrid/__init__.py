@@ -21,6 +21,7 @@ _EXPORTS = {
     "load_settings": "hybrid.config",
     "is_loopback": "hybrid.config",
     "Answer": "hybrid.records",
+    "AskOptions": "hybrid.records",
     "Citation": "hybrid.records",
     "SentenceCheck": "hybrid.records",
     "Hit": "ingest.records",  # the leaf's record, re-exported: serve reaches it through hybrid

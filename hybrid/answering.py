@@ -1,8 +1,13 @@
-"""From a generated reply to an ``Answer``: the plan a reply is generated from, and its grounding.
+"""From a plan to an ``Answer``, in one line: generation, then the check and the citations.
 
-``Pipeline.ask`` and ``Pipeline.ask_stream`` route and retrieve into a ``Plan`` (or a refusal),
-generate from it, then call ``finish``: the citation repair and grounding check of the rag
-route, the rewrite check of the style route, the quoted fallback, and the strict refusals.
+One question goes through these steps in order, each taking the previous step's record:
+
+1. ``Pipeline.ask`` routes and retrieves (``hybrid.retrieval``, ``hybrid.guidance``,
+   ``hybrid.evidence``) into a ``Plan``, or a refusal when there is nothing to say;
+2. ``generate`` (or ``stream``) runs the plan's model on its messages: a ``Generation``;
+3. ``finish`` checks and cites it (``hybrid.citations``, ``hybrid.grounding``): the citation
+   repair and grounding check of the rag route, the rewrite check of the style route, the
+   quoted fallback and the strict refusals; the result is the ``Answer``.
 
 The quoted fallback, when no generated sentence is supported, is the best evidence sentences
 (``hybrid.evidence``), never the opening of a passage, set in the adapter's house frame
@@ -12,8 +17,10 @@ The quoted fallback, when no generated sentence is supported, is the best eviden
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from hybrid import guidance
 from hybrid.citations import cite
@@ -32,11 +39,10 @@ if TYPE_CHECKING:
 # Evidence sentences the quoted fallback gives.
 FALLBACK_SENTENCES = 4
 # ... and how far below the best one's score (hybrid.evidence: cosine + lexical + passage) the
-# others may be. On every fifth SEC 10-Q question (39), the sentences beyond that were never
-# among those holding gold words (the fallback's beyond-question recall is 0.174 with or
-# without the cut), while on the docs' "How many examples does a LoRA adapter need?" the cut
-# leaves out sentences about other things (0.51-0.71 below the answer) that shared a word
-# with the question.
+# others may be. On every fifth SEC 10-Q question (39), none of the 115 candidate follow-up
+# sentences lies beyond it, so those answers are unchanged; on the docs QA it leaves out 5 of 14
+# follow-ups on 2 questions, sentences about other things (0.51-0.71 below the answer) that
+# shared a word with the question.
 FALLBACK_GAP = 0.5
 # Content words that make a supported sentence an answer rather than a label (see _substantive).
 SUBSTANTIVE_WORDS = 5
@@ -62,6 +68,48 @@ class Plan:
     frame: HouseFrame = HouseFrame()  # the adapter's frame, for the quoted fallback
 
 
+@dataclasses.dataclass(frozen=True)
+class Generation:
+    """What the model wrote for a plan, and what it took."""
+
+    text: str
+    generate_ms: float
+    prefill_ms: float | None = None  # the prompt's processing, up to the first token (not streamed)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+def generate(plan: Plan, max_new_tokens: int, strict: bool, cancel: threading.Event | None = None) -> Answer:
+    """The whole reply for ``plan``, then ``finish``: the ``Answer``."""
+    started = time.perf_counter()
+    result = plan.generator.generate(plan.messages, max_new_tokens=max_new_tokens, cancel=cancel)
+    generation = Generation(text=result.text, generate_ms=(time.perf_counter() - started) * 1000,
+                            prefill_ms=result.first_token_seconds * 1000, prompt_tokens=result.prompt_tokens,
+                            completion_tokens=result.completion_tokens)
+    return finish(plan, generation, strict)
+
+
+def stream(
+    plan: Plan, max_new_tokens: int, strict: bool, cancel: threading.Event | None = None
+) -> Iterator[tuple[str, Any]]:
+    """``("token", str)`` as the model writes, then ``("answer", Answer)`` (see ``Pipeline.ask_stream``).
+
+    With ``strict`` the reply is generated whole and checked first, so only the answer comes.
+    """
+    if strict:
+        yield "answer", generate(plan, max_new_tokens, strict, cancel)
+        return
+    started = time.perf_counter()
+    pieces = []
+    for piece in plan.generator.stream(plan.messages, max_new_tokens=max_new_tokens, cancel=cancel):
+        pieces.append(piece)
+        yield "token", piece
+    if cancel is not None and cancel.is_set():
+        return  # nobody is reading any more: no answer to check
+    generation = Generation(text="".join(pieces).strip(), generate_ms=(time.perf_counter() - started) * 1000)
+    yield "answer", finish(plan, generation, strict)
+
+
 def refusal(
     adapter: str | None,
     reason: str,
@@ -75,11 +123,6 @@ def refusal(
                   sentences=list(sentences))
 
 
-def with_usage(answer: Answer, result: tune.GenerationResult) -> Answer:
-    """``answer`` with the generator's token counts (a streamed reply has none to report)."""
-    return answer.model_copy(update={"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens})
-
-
 def _unsupported_reason(checks: Sequence[SentenceCheck], against: str) -> str:
     bad = [c for c in checks if not c.supported]
     if not bad:
@@ -88,13 +131,20 @@ def _unsupported_reason(checks: Sequence[SentenceCheck], against: str) -> str:
     return f"strict: {len(bad)} of {len(checks)} sentences are not supported by {against} (first: \"{first}\")"
 
 
-def finish(plan: Plan, text: str, generate_ms: float, strict: bool) -> Answer:
-    """Ground the generated ``text`` of ``plan``: cite and check it, drop or flag, or refuse.
+def finish(plan: Plan, generation: Generation, strict: bool) -> Answer:
+    """Ground what the model wrote for ``plan``: cite and check it, drop or flag, or refuse.
 
     Args:
-        generate_ms: how long the generation took, for ``timings``.
         strict: refuse rather than drop an unsupported sentence or fall back to quoting.
     """
+    answer = _grounded(plan, generation.text, generation.generate_ms, strict)
+    if generation.prefill_ms is not None:
+        answer.timings["prefill_ms"] = round(generation.prefill_ms, 1)
+    return answer.model_copy(update={"prompt_tokens": generation.prompt_tokens,
+                                     "completion_tokens": generation.completion_tokens})
+
+
+def _grounded(plan: Plan, text: str, generate_ms: float, strict: bool) -> Answer:
     timings = {"retrieve_ms": round(plan.retrieve_ms, 1), "generate_ms": round(generate_ms, 1)}
     drop = plan.drop and not strict
     if plan.route == "style":

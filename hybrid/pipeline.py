@@ -22,23 +22,21 @@ from typing import TYPE_CHECKING, Any
 
 import ingest
 import tune
-from hybrid import guidance, retrieval, router
+from hybrid import answering, guidance, retrieval, router
 from hybrid.adapters import Adapters
-from hybrid.answering import Plan, finish, refusal, with_usage
+from hybrid.answering import Plan, refusal
 from hybrid.config import Settings
 from hybrid.context import ContextAugment, record_context
 from hybrid.errors import BadRequestError, HybridError, leaf_errors
 from hybrid.generators import Generators
 from hybrid.limits import K_MAX, K_MIN, MAX_QUESTION_CHARS
 from hybrid.prompt import build_evidence_messages, build_messages, build_style_messages, neutralise
-from hybrid.records import Answer
+from hybrid.records import Answer, AskOptions
 
 if TYPE_CHECKING:
     from hybrid.support import SupportCheck
 
 logger = logging.getLogger("hybrid")
-# What ask does with an answer sentence that fails the grounding check.
-UNSUPPORTED_MODES = ("drop", "flag")
 # Longest training example, in tokens, with --with-context unless set: k fenced passages of up to
 # 900 characters each plus the reply overflow the usual 1,024, and a cut example loses its reply.
 CONTEXT_MAX_LENGTH = 2048
@@ -150,10 +148,7 @@ class Pipeline:
     def support_check(self) -> SupportCheck:
         """The strict support check (``hybrid.support``) with this pipeline's embedder, made once."""
         if self._support is None:
-            from hybrid.support import (  # numpy: only for answers
-                SupportCheck,
-                min_similarity_for,
-            )
+            from hybrid.support import SupportCheck, min_similarity_for  # numpy: only for answers
 
             embedder = self.embedder
             self._support = SupportCheck(embedder.embed, min_similarity_for(embedder.name))
@@ -240,18 +235,7 @@ class Pipeline:
         return self._reranker
 
     def ask(
-        self,
-        question: str,
-        *,
-        k: int | None = None,
-        adapter: str | None = None,
-        allow_path: bool = True,
-        sources: Sequence[str] | None = None,
-        pages: tuple[int | None, int | None] | None = None,
-        strict: bool = False,
-        unsupported: str = "drop",
-        max_new_tokens: int | None = None,
-        cancel: threading.Event | None = None,
+        self, question: str, options: AskOptions | None = None, *, cancel: threading.Event | None = None, **choices: Any
     ) -> Answer:
         """Answer ``question``: from retrieved passages with citations, or by rewriting text it supplies.
 
@@ -260,49 +244,29 @@ class Pipeline:
         (``route="style"``). Everything else is retrieved for, and refused (``route="refuse"``)
         when no passage clears the calibrated relevance threshold or the question names
         something the collection never mentions. Each answer sentence then goes through the
-        grounding check (``hybrid.grounding``).
+        grounding check (``hybrid.grounding``), and the reply becomes an ``Answer``
+        (``hybrid.answering``).
 
         Args:
-            allow_path: whether ``adapter`` may be a directory (False for HTTP requests).
-            sources, pages: retrieve only from these documents and pages (see ``search``).
-            strict: refuse, with the reason, rather than return an answer with any unsupported
-                sentence (nothing is dropped, and no extractive fallback stands in).
-            unsupported: ``drop`` (default) leaves unsupported sentences out of the answer;
-                ``flag`` keeps them, and ``grounded`` is then False. ``sentences`` lists both.
-            max_new_tokens: the longest reply, in tokens [default: the ``max_new_tokens`` setting].
+            options: an ``AskOptions``, or its fields as keywords (``k=3, strict=True``), which
+                override it: ``k``, ``adapter``, ``sources`` and ``pages`` (see ``search``),
+                ``strict`` (refuse, with the reason, rather than return any unsupported
+                sentence), ``unsupported`` (``drop`` or ``flag``), ``max_new_tokens``.
             cancel: set by another thread when nobody waits for the answer any more (the HTTP
                 client went away): generation stops at the next token and frees the model.
 
         Raises:
-            BadRequestError: an empty or too long question, a bad ``k`` or ``unsupported``.
+            BadRequestError: an empty or too long question, an unknown option or one out of range.
             NotFoundError: the adapter, the base model or the index is missing.
         """
-        plan = self._plan(question, k, adapter, allow_path, sources, pages, unsupported)
+        options = AskOptions.of(options, **choices)
+        plan = self._plan(question, options)
         if isinstance(plan, Answer):
             return plan
-        return self._answer(plan, strict, self._tokens(plan, max_new_tokens), cancel)
-
-    def _answer(self, plan: Plan, strict: bool, max_new_tokens: int, cancel: threading.Event | None) -> Answer:
-        """Generate the whole reply for ``plan``, then check and cite it."""
-        started = time.perf_counter()
-        result = plan.generator.generate(plan.messages, max_new_tokens=max_new_tokens, cancel=cancel)
-        answer = finish(plan, result.text, (time.perf_counter() - started) * 1000, strict)
-        answer.timings["prefill_ms"] = round(result.first_token_seconds * 1000, 1)
-        return with_usage(answer, result)
+        return answering.generate(plan, self._tokens(plan, options.max_new_tokens), options.strict, cancel)
 
     def ask_stream(
-        self,
-        question: str,
-        *,
-        k: int | None = None,
-        adapter: str | None = None,
-        allow_path: bool = True,
-        sources: Sequence[str] | None = None,
-        pages: tuple[int | None, int | None] | None = None,
-        strict: bool = False,
-        unsupported: str = "drop",
-        max_new_tokens: int | None = None,
-        cancel: threading.Event | None = None,
+        self, question: str, options: AskOptions | None = None, *, cancel: threading.Event | None = None, **choices: Any
     ) -> Iterator[tuple[str, Any]]:
         """``ask``, yielding the reply's text as it is generated, then the finished answer.
 
@@ -323,65 +287,37 @@ class Pipeline:
 
         Args: as for ``ask``.
         """
-        plan = self._plan(question, k, adapter, allow_path, sources, pages, unsupported)
-        return self._stream(plan, strict, self._tokens(plan, max_new_tokens), cancel)
+        options = AskOptions.of(options, **choices)
+        plan = self._plan(question, options)
+        if isinstance(plan, Answer):
+            return iter([("answer", plan)])
+        return answering.stream(plan, self._tokens(plan, options.max_new_tokens), options.strict, cancel)
 
-    def _tokens(self, plan: Plan | Answer, requested: int | None) -> int:
+    def _tokens(self, plan: Plan, requested: int | None) -> int:
         """The reply's token limit: the request's or ``max_new_tokens``; for an answer from
         evidence sentences at most ``evidence_tokens``, plus what the adapter's house frame
         (opening, labels, closing) takes, so the frame is never what gets cut."""
         limit = requested or self.settings.max_new_tokens
-        if isinstance(plan, Plan) and plan.evidence:
+        if plan.evidence:
             frame = plan.frame
             extra = plan.generator.count_tokens(" ".join([frame.opening, *frame.labels, frame.closing])) if frame else 0
             limit = min(limit, self.settings.evidence_tokens + extra)
         return limit
 
-    def _stream(
-        self, plan: Plan | Answer, strict: bool, max_new_tokens: int, cancel: threading.Event | None
-    ) -> Iterator[tuple[str, Any]]:
-        if isinstance(plan, Answer):
-            yield "answer", plan
-            return
-        if strict:
-            yield "answer", self._answer(plan, strict, max_new_tokens, cancel)
-            return
-        started = time.perf_counter()
-        pieces = []
-        for piece in plan.generator.stream(plan.messages, max_new_tokens=max_new_tokens, cancel=cancel):
-            pieces.append(piece)
-            yield "token", piece
-        if cancel is not None and cancel.is_set():
-            return  # nobody is reading any more: no answer to check
-        yield "answer", finish(plan, "".join(pieces).strip(), (time.perf_counter() - started) * 1000, strict)
-
-    def _plan(
-        self,
-        question: str,
-        k: int | None,
-        adapter: str | None,
-        allow_path: bool,
-        sources: Sequence[str] | None,
-        pages: tuple[int | None, int | None] | None,
-        unsupported: str,
-    ) -> Plan | Answer:
+    def _plan(self, question: str, options: AskOptions) -> Plan | Answer:
         """Route and retrieve: a plan for the generation, or the refusal when there is nothing to say."""
         question = _checked_text(question, "question")
-        if unsupported not in UNSUPPORTED_MODES:
-            raise BadRequestError(f"unsupported must be one of {', '.join(UNSUPPORTED_MODES)}, got {unsupported!r}")
-        if k is not None:
-            _checked_k(k)
-        version = self.adapters.resolve(adapter, allow_path=allow_path)
+        version = self.adapters.resolve(options.adapter, allow_path=options.allow_path)
         adapter_ref = version.ref if version is not None else None
         decision = router.route(question)
-        drop = unsupported == "drop"
+        drop = options.unsupported == "drop"
         if decision.route == "style":
             logger.info("style: %s", decision.reason)
-            messages = build_style_messages(question)
-            return Plan(question, "style", decision.reason, self.generator(version), messages, [], decision.supplied,
-                        adapter_ref, 0.0, drop, self.house_sentences(version))
+            return Plan(question=question, route="style", reason=decision.reason, generator=self.generator(version),
+                        messages=build_style_messages(question), hits=[], supplied=decision.supplied, adapter=adapter_ref,
+                        retrieve_ms=0.0, drop=drop, house=self.house_sentences(version))
         started = time.perf_counter()
-        hits = self.search(question, k=k, sources=sources, pages=pages)
+        hits = self.search(question, k=options.k, sources=options.sources, pages=options.pages)
         retrieve_ms = (time.perf_counter() - started) * 1000
         threshold = guidance.min_score_for(self.embedder.name, self.settings.min_score)
         missing = [name for name in guidance.names_in(question) if not self.index().mentions(name)]
@@ -393,8 +329,9 @@ class Pipeline:
         # the citations or the extractive fallback (hybrid.prompt.neutralise).
         relevant = [neutralise(h) for h in hits if h.score >= threshold]
         house, frame = self.generators.house(version)
-        plan = Plan(question, "rag", relevance.reason, self.generator(version), build_messages(question, relevant), relevant,
-                    None, adapter_ref, retrieve_ms, drop, house, check=self.support_check(), frame=frame)
+        plan = Plan(question=question, route="rag", reason=relevance.reason, generator=self.generator(version),
+                    messages=build_messages(question, relevant), hits=relevant, supplied=None, adapter=adapter_ref,
+                    retrieve_ms=retrieve_ms, drop=drop, house=house, check=self.support_check(), frame=frame)
         if self.settings.evidence:
             # Evidence first: the model sees only the sentences that answer (hybrid.evidence).
             from hybrid import evidence  # numpy: only for answers

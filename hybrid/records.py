@@ -6,16 +6,24 @@ HTTP reference is generated from these very fields and descriptions), and the st
 event carries the same JSON. A search hit is ``ingest.Hit`` (the leaf's own dataclass), used
 the same way by ``hybrid search --json`` and ``POST /v1/search``.
 
+``AskOptions`` goes the other way: how to answer one question, as ``Pipeline.ask`` takes it, the
+CLI and the HTTP routes build it, each of its fields checked here against ``hybrid.limits``.
+
 Records are built with keywords; an unknown field is an error.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
+
+from hybrid.errors import BadRequestError
+from hybrid.limits import K_MAX, K_MIN, MAX_NEW_TOKENS, MAX_PAGE
 
 Route = Literal["rag", "style", "refuse"]
+Unsupported = Literal["drop", "flag"]
+Page = Annotated[int, Field(ge=1, le=MAX_PAGE, strict=True)]
 
 # Every field is in the JSON these records make, defaults included: the schema says so.
 _RECORD = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
@@ -76,3 +84,45 @@ class Answer(BaseModel):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+class AskOptions(BaseModel):
+    """How to answer one question: where to retrieve from, which adapter writes, and what becomes
+    of a sentence the passages do not support. Unset fields take the settings' defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    k: int | None = Field(None, ge=K_MIN, le=K_MAX, strict=True, description="Passages to retrieve [default: the k setting].")
+    adapter: str | None = Field(None, description="NAME, NAME@vN or 'none' [default: the active adapter, if one].")
+    allow_path: bool = Field(True, description="Whether adapter may be a folder (False for HTTP requests).")
+    sources: tuple[str, ...] | None = Field(None, description="Only documents matching one of these paths, file names or globs.")
+    pages: tuple[Page | None, Page | None] | None = Field(None, description="Only pages in this (first, last) range; "
+                                                                             "None leaves an end open.")
+    strict: bool = Field(False, description="Refuse, with the reason, rather than return any unsupported sentence.")
+    unsupported: Unsupported = Field("drop", description="'drop' unsupported sentences from the answer, or 'flag' them "
+                                                         "(grounded is then false).")
+    max_new_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS, strict=True,
+                                       description="The longest reply, in tokens [default: the max_new_tokens setting].")
+
+    @classmethod
+    def of(cls, options: AskOptions | None = None, **fields: Any) -> AskOptions:
+        """``options`` (or the defaults) with ``fields`` changed, checked.
+
+        Raises:
+            BadRequestError: an unknown field or a value out of range, each named.
+        """
+        values = {**(options.model_dump(exclude_unset=True) if options is not None else {}), **fields}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise BadRequestError(_problems(exc)) from None
+
+
+def _problems(exc: ValidationError) -> str:
+    """``"k: Input should be less than or equal to 50 (got 80)"``, one per bad field."""
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "options"
+        got = f" (got {error['input']!r})" if error["type"] != "extra_forbidden" else ""
+        problems.append(f"{where}: {error['msg']}{got}")
+    return "; ".join(problems)

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from hybrid import Answer, HybridError, NotFoundError, Pipeline
+from hybrid import Answer, AskOptions, HybridError, NotFoundError, Pipeline
 from hybrid.limits import K_MAX, K_MIN, MAX_NEW_TOKENS
 from serve.auth import require_query_key
 from serve.deps import get_pipeline
@@ -161,11 +161,11 @@ class ChatRequest(Filters):
         users = [m for m in self.messages if m.role == "user"]
         return users[-1].text if users else ""
 
-    def ask_args(self, adapter: str) -> dict[str, Any]:
-        """Keyword arguments of ``Pipeline.ask`` and ``Pipeline.ask_stream`` for this request."""
-        return {"k": self.k, "adapter": adapter, "allow_path": False, "sources": self.sources,
-                "pages": self.pages, "strict": self.strict, "unsupported": self.unsupported,
-                "max_new_tokens": self.max_completion_tokens or self.max_tokens}
+    def options(self, adapter: str) -> AskOptions:
+        """How ``Pipeline.ask`` and ``Pipeline.ask_stream`` are to answer this request."""
+        return AskOptions(k=self.k, adapter=adapter, allow_path=False, sources=self.sources, pages=self.pages,
+                          strict=self.strict, unsupported=self.unsupported,
+                          max_new_tokens=self.max_completion_tokens or self.max_tokens)
 
 
 @openai_router.get("/models", responses=ERRORS)
@@ -195,15 +195,15 @@ async def chat_completions(body: ChatRequest, pipeline: PipelineDep, request: Re
     adapter, model = (version.ref, version.ref) if version is not None else ("none", BASE_MODEL)
     reply = _Reply(model, lambda answer: _usage(pipeline, version, body.question, answer))
     cancel = threading.Event()
-    args = {**body.ask_args(adapter), "cancel": cancel}
+    options = body.options(adapter)
     if not body.stream:
-        answer = await run_watched(request, cancel, pipeline.ask, body.question, **args)
+        answer = await run_watched(request, cancel, pipeline.ask, body.question, options, cancel=cancel)
         return reply.completion(answer)
 
     def start() -> tuple[Iterator[tuple[str, Any]], tuple[str, Any] | None]:
         # The first event is pulled before the response starts, so that an error before any
         # text is a plain JSON error response.
-        events = pipeline.ask_stream(body.question, **args)
+        events = pipeline.ask_stream(body.question, options, cancel=cancel)
         return events, next(events, None)  # None: cancelled before the first token
 
     events, first = await run_watched(request, cancel, start)

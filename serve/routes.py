@@ -73,20 +73,11 @@ async def query(body: QueryRequest, pipeline: PipelineDep, request: Request) -> 
     generation at the next token, streamed or not (``serve.streams``).
     """
     cancel = threading.Event()
-    options = {
-        "k": body.k,
-        "adapter": body.adapter,
-        "allow_path": False,
-        "sources": body.sources,
-        "pages": body.pages,
-        "strict": body.strict,
-        "unsupported": body.unsupported,
-        "cancel": cancel,
-    }
+    options = body.options()
     if body.stream:
-        events = await run_watched(request, cancel, pipeline.ask_stream, body.question, **options)
+        events = await run_watched(request, cancel, pipeline.ask_stream, body.question, options, cancel=cancel)
         return EventStream(_query_events(events), cancel)
-    answer = await run_watched(request, cancel, pipeline.ask, body.question, **options)
+    answer = await run_watched(request, cancel, pipeline.ask, body.question, options, cancel=cancel)
     request.state.completion_tokens = answer.completion_tokens  # for /metrics (serve.metrics)
     return answer
 

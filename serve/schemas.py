@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hybrid import Hit
+from hybrid import AskOptions, Hit
 from hybrid.limits import K_MAX, K_MIN, MAX_PAGE, MAX_QUESTION_CHARS
 
 MAX_TEXT = MAX_QUESTION_CHARS
@@ -70,6 +70,11 @@ class QueryRequest(Filters):
     unsupported: Literal["drop", "flag"] = Field(
         "drop", description="Unsupported sentences: 'drop' them from the answer, or 'flag' them (grounded is then false)."
     )
+
+    def options(self) -> AskOptions:
+        """How ``Pipeline.ask`` is to answer this request (an adapter by name only, never a path)."""
+        return AskOptions(k=self.k, adapter=self.adapter, allow_path=False, sources=self.sources, pages=self.pages,
+                          strict=self.strict, unsupported=self.unsupported)
 
 
 class SearchResponse(BaseModel):

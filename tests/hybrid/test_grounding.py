@@ -71,7 +71,7 @@ def test_strict_returns_a_grounded_answer_unchanged(pipeline, monkeypatch) -> No
 
 
 def test_an_unknown_unsupported_mode_is_a_bad_request(pipeline) -> None:
-    with pytest.raises(BadRequestError, match="drop, flag"):
+    with pytest.raises(BadRequestError, match="unsupported: Input should be 'drop' or 'flag'"):
         pipeline.ask(QUESTION, unsupported="ignore")
 
 

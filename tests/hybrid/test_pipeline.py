@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hybrid import REFUSAL, BadRequestError, NotFoundError
+from hybrid import REFUSAL, AskOptions, BadRequestError, NotFoundError
 
 
 class ScriptedGenerator:
@@ -72,6 +72,25 @@ def test_bad_requests_raise_clear_errors(pipeline) -> None:
         pipeline.ask("   ")
     with pytest.raises(NotFoundError):
         pipeline.ask("Why did the engine lose power?", adapter="nosuch")
+    for options, named in [({"k": 0}, "k:"), ({"k": "3"}, "k:"), ({"max_new_tokens": 10**9}, "max_new_tokens:"),
+                           ({"pages": (0, 2)}, "pages"), ({"unsupported": "ignore"}, "unsupported:"), ({"top": 3}, "top:")]:
+        with pytest.raises(BadRequestError, match=named):
+            pipeline.ask("Why did the engine lose power?", **options)
+
+
+def test_ask_takes_its_options_as_a_record_and_keywords_override_it(pipeline, monkeypatch) -> None:
+    scripted = ScriptedGenerator("The engine lost power because of fuel starvation [1].")
+    monkeypatch.setattr(pipeline, "generator", lambda adapter: scripted)
+    question = "Why did the engine lose power?"
+    options = AskOptions(k=1, sources=("no such report.pdf",))
+    with pytest.raises(BadRequestError):  # a source filter that matches nothing says so
+        pipeline.ask(question, options)
+    answer = pipeline.ask(question, options, sources=["engine report.pdf"])
+    assert answer.route == "rag" and len(scripted.prompts) == 1
+    assert {Path(c.source).name for c in answer.citations} == {"engine report.pdf"}
+    # The stream takes the same record and ends with the same answer.
+    events = list(pipeline.ask_stream(question, options, sources=["engine report.pdf"]))
+    assert events[-1] == ("answer", events[-1][1]) and events[-1][1].answer == answer.answer
 
 
 def test_search_without_an_index_says_how_to_create_one(home) -> None:

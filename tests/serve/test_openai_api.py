@@ -136,8 +136,8 @@ def test_the_last_user_message_is_the_question(client, house) -> None:
 def test_usage_takes_the_pipelines_counts_when_the_answer_has_them(client, pipeline, monkeypatch) -> None:
     ask = pipeline.ask
 
-    def counted(question, **kwargs):
-        answer = ask(question, **kwargs)
+    def counted(question, options, **kwargs):
+        answer = ask(question, options, **kwargs)
         answer.prompt_tokens, answer.completion_tokens = 431, 12
         return answer
 
@@ -246,9 +246,9 @@ def test_stream_usage_comes_last_when_asked_for(client, house) -> None:
 
 
 def _fake_stream(pipeline, tokens, *, fail: Exception | None = None):
-    def ask_stream(question, *, adapter=None, allow_path=True, **kwargs):
-        assert allow_path is False
-        answer = pipeline.ask(question, adapter=adapter, allow_path=allow_path)
+    def ask_stream(question, options, **kwargs):
+        assert options.allow_path is False
+        answer = pipeline.ask(question, options)
         for token in tokens(answer.answer):
             yield "token", token
         if fail is not None:

@@ -70,7 +70,7 @@ def test_openai_client_raises_its_own_errors(base_url: str, pipeline, monkeypatc
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=base_url, api_key="wrong", max_retries=0).models.list()
 
-    def failing(question, **kwargs):
+    def failing(question, options, **kwargs):
         yield "token", "The"
         raise BadRequestError("generation went wrong")
 
