@@ -9,7 +9,7 @@ Each side runs in a fresh process, one after the other, on the embedded SmolLM2-
   `model.generate` greedy, repetition penalty 1.1, stopping at <|im_end|>;
 - ours, per mode: `tune.Generator.load(base, adapter)` (adapter merged) with the same options;
   "plain" decodes with the float32 greedy loop over a KV cache (`tune.decode`), "fast" first
-  builds the speculative path (`Generator.start_fast`: an int8 draft compiled ahead of time,
+  builds the speculative path (`tune.fastpath`: an int8 draft compiled ahead of time,
   checked by the float32 model, `tune.fastlm`) in an empty cache and reports how long the
   build took.
 
@@ -155,16 +155,17 @@ def run_ours(base: Path, adapter: Path, prompts: int, tokens: int, long: bool, m
     import torch
 
     from tune import Generator
+    from tune.fastpath import FastState
 
     generator = Generator.load(base, adapter, dtype=torch.float32)
     build = 0.0
     if mode == "fast":
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="bench-fast-") as cache:
-            generator.start_fast(background=False, cache_dir=Path(cache))
+            generator.fast.start(background=False, cache_dir=Path(cache))
         build = time.perf_counter() - started
-        if generator.fast_status != "ready":
-            raise RuntimeError(f"fast decoding did not start: {generator.fast_status}")
+        if generator.fast.status.state is not FastState.READY:
+            raise RuntimeError(f"fast decoding did not start: {generator.fast.status}")
     replies, prefill, decode_seconds, decode_tokens = [], [], 0.0, 0
     for messages in golden_messages(prompts, long):
         result = generator.generate(messages, max_new_tokens=tokens, repetition_penalty=REPETITION_PENALTY)

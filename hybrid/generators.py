@@ -60,7 +60,7 @@ class Generators:
                 loaded = tune.Generator.load(base_dir, adapter.path if adapter else None)
             mode = self.settings.fast_decode
             if mode == "on" or (mode == "auto" and self.serving):
-                loaded.start_fast(background=mode == "auto", cache_dir=self.settings.fast_decode_dir)
+                loaded.fast.start(background=mode == "auto", cache_dir=self.settings.fast_decode_dir)
             with self._lock:
                 self._loaded[key] = loaded
                 while len(self._loaded) > MAX_GENERATORS:
@@ -68,8 +68,9 @@ class Generators:
             return loaded
 
     def fast_status(self) -> dict[str, str]:
-        """``tune.Generator.fast_status`` of each loaded generator, keyed "base", NAME@vN for a
-        registry version, or the adapter folder given as a path."""
+        """Where the fast path of each loaded generator stands (``tune.fastpath.FastStatus`` as
+        text: "ready", "unsupported: ..."), keyed "base", NAME@vN for a registry version, or the
+        adapter folder given as a path."""
         with self._lock:
             loaded = list(self._loaded.items())
         states = {}
@@ -78,7 +79,7 @@ class Generators:
             if adapter is not None:
                 folder = Path(adapter)
                 key = f"{folder.parent.name}@{folder.name}" if folder.parent.parent == self.settings.adapters_dir else adapter
-            states[key] = generator.fast_status
+            states[key] = str(generator.fast.status)
         return states
 
     def stalled_seconds(self) -> float:

@@ -32,7 +32,7 @@ def healthz(request: Request) -> JSONResponse:
     token (a supervisor should restart the server then).
 
     ``fast_decode`` tells, per loaded generator (base model, or base model + adapter folder),
-    whether greedy answers use the compiled speculative path yet (see `tune.Generator.start_fast`).
+    whether greedy answers use the compiled speculative path yet (see `tune.fastpath`).
     """
     if not getattr(request.app.state, "ready", False):
         return JSONResponse({"status": "loading"}, status_code=503)

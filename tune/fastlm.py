@@ -29,7 +29,6 @@ import ctypes
 import gc
 import hashlib
 import os
-import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -39,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tune import toolchain
 from tune.decode import _cache_keyword, _new_cache, greedy_tokens, pick
 
 DRAFT_TOKENS = 8  # measured with the eager check: 4 -> 55, 6 -> 59, 8 -> 62-64, 16 -> 65 tokens/s (64-token replies)
@@ -59,16 +59,6 @@ PACKAGE_FORMAT = 3
 KERNEL_SOURCE = Path(__file__).with_name("kernels") / "products.cpp"
 KERNEL_FLAGS = ("-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-shared", "-fPIC", "-std=c++17")
 _LONGEST = 32768  # the most cache positions a package accepts
-
-
-def compiler_available() -> bool:
-    """Whether inductor can build CPU code here (it needs a C++ compiler)."""
-    return _compiler() is not None
-
-
-def _compiler() -> str | None:
-    # $CXX, else the usual names: the first one on PATH.
-    return next((c for c in (os.environ.get("CXX", "g++"), "g++", "clang++", "c++") if shutil.which(c)), None)
 
 
 def unsupported(model: Any) -> str | None:
@@ -429,7 +419,7 @@ class _CheckGraph(nn.Module):
 def build_draft(model: Any, path: Path) -> Path:
     """Compile ``model``'s int8 draft ahead of time into an AOTInductor package at ``path``.
 
-    Takes about a minute on two cores and ~2 GB of memory; `Generator.start_fast` runs it in
+    Takes about a minute on two cores and ~2 GB of memory; `tune.fastpath` runs it in
     a subprocess (``python -m tune.fastlm``) so a server never holds the compiler's memory.
     """
     with torch.no_grad():
@@ -486,7 +476,7 @@ def build_kernels(path: Path) -> Path:
 
     from torch.utils.cpp_extension import include_paths, library_paths
 
-    compiler = _compiler()
+    compiler = toolchain.compiler()
     if compiler is None:
         raise RuntimeError("no C++ compiler (g++) to build the fast decoding kernel")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -572,7 +562,7 @@ def release_free_memory() -> None:
 
 def _main(argv: list[str]) -> int:
     # python -m tune.fastlm MODEL_DIR ADAPTER_DIR|- DRAFT_OUT|- CHECK_OUT|- KERNELS: build the
-    # packages named, and the kernel library if it is missing (Generator.start_fast).
+    # packages named, and the kernel library if it is missing (tune.fastpath).
     from tune.models import load_model
 
     model_dir, adapter_dir, draft, check, kernels = argv

@@ -5,8 +5,6 @@ from __future__ import annotations
 import collections.abc
 import logging
 import queue
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,10 +18,10 @@ from transformers.generation.streamers import BaseStreamer
 
 from tune.decode import greedy_tokens
 from tune.encode import render
+from tune.fastpath import FastPath
 from tune.models import load_model
 
 logger = logging.getLogger(__name__)
-BUILD_TIMEOUT = 1800  # seconds for the fast path's build, far above the ~2 minutes it takes
 # How often a reply waiting for the model looks whether it was cancelled meanwhile, in seconds.
 LOCK_POLL_S = 0.1
 _END = object()  # ends a stream's queue of pieces
@@ -103,78 +101,8 @@ class Generator:
         self._progress_at = 0.0  # time.monotonic() of that reply's latest token
         self._closed = threading.Event()  # set by close(): every reply stops
         self._stop_ids = _stop_token_ids(tokenizer)
-        self._fast: Any = None  # a tune.fastlm.SpeculativeDecoder once `start_fast` is done
-        self.fast_status = "off"
-
-    def start_fast(self, *, background: bool, cache_dir: Path) -> None:
-        """Switch greedy replies to speculative decoding (`tune.fastlm`): the same tokens, faster.
-
-        The int8 draft is compiled ahead of time into a package under ``cache_dir``, once per
-        base model and adapter (about a minute on two cores), the float32 check into one per
-        base model (about 40 s) and its matrix-product kernel once (about 10 s), in a
-        subprocess (so this process never holds the compiler's ~2 GB); later starts only load
-        them (~2 s). With ``background`` the build and load happen in a daemon thread while
-        replies keep using the plain loop; the switch comes when it is done. ``fast_status``
-        says where it stands: "off", "unsupported: ...", "building", "ready" or "failed: ...".
-        A model the compact decoder does not cover, or a build that fails (no C++ compiler),
-        keeps the plain loop.
-        """
-        from tune import fastlm
-
-        reason = fastlm.unsupported(self.model)
-        if reason is not None:
-            self.fast_status = f"unsupported: {reason}"
-            logger.info("fast decoding off: %s", reason)
-            return
-        if not fastlm.compiler_available():
-            self.fast_status = "unsupported: no C++ compiler (g++) to build the draft"
-            logger.info("fast decoding off: no C++ compiler")
-            return
-        self.fast_status = "building"
-        if background:
-            threading.Thread(target=self._build_fast, args=(Path(cache_dir),), name="tune-fast-decode", daemon=True).start()
-        else:
-            self._build_fast(Path(cache_dir))
-
-    def _build_fast(self, cache_dir: Path) -> None:
-        from tune import fastlm
-
-        started = time.perf_counter()
-        try:
-            draft = cache_dir / fastlm.package_name(self.model_dir, self.adapter_dir)
-            check = cache_dir / fastlm.check_name(self.model_dir)  # shared by the base model's adapters
-            kernels = cache_dir / fastlm.kernels_name()  # shared by every model
-            builds = (None if draft.is_file() else draft, None if check.is_file() else check)
-            if any(builds) or not kernels.is_file():
-                logger.info("building the fast decoding packages (about two minutes): %s", [str(p) for p in builds if p])
-                _build_package(self.model_dir, self.adapter_dir, *builds, kernels)
-
-            def load() -> tuple[Any, Any]:
-                fastlm.load_kernels(kernels)  # before the check, whose graph calls them
-                return fastlm.load_package(draft), fastlm.load_package(check)
-
-            try:
-                draft_package, check_package = load()
-            except Exception:  # a damaged file from an earlier run: build everything again, once
-                if all(builds):
-                    raise
-                for path in (draft, check, kernels):
-                    path.unlink(missing_ok=True)
-                _build_package(self.model_dir, self.adapter_dir, draft, check, kernels)
-                draft_package, check_package = load()
-            decoder = fastlm.SpeculativeDecoder(self.model, draft=draft_package, check=check_package)
-            # One short reply proves the package runs here before any user's reply depends on it.
-            inputs = self._inputs([{"role": "user", "content": "Say hello to the team, in one short sentence."}])
-            list(decoder.tokens(inputs["input_ids"], max_new_tokens=2 * decoder.draft_tokens + 2, stop_ids=[]))
-        except Exception as exc:  # noqa: BLE001 - any build failure only costs speed
-            self.fast_status = f"failed: {type(exc).__name__}: {exc}"[:300]
-            logger.warning("fast decoding off, its build failed: %s", self.fast_status)
-            return
-        with self._lock:
-            self._fast = decoder
-        self.fast_status = "ready"
-        fastlm.release_free_memory()
-        logger.info("fast decoding ready after %.0f s", time.perf_counter() - started)
+        # Speculative decoding of greedy replies (tune.fastpath): off until `fast.start`.
+        self.fast = FastPath(model, model_dir, adapter_dir, self._probe)
 
     @classmethod
     def load(
@@ -357,26 +285,12 @@ class Generator:
         self, inputs: dict[str, torch.Tensor], max_new_tokens: int, repetition_penalty: float
     ) -> _Tokens:
         options = {"max_new_tokens": max_new_tokens, "stop_ids": self._stop_ids, "repetition_penalty": repetition_penalty}
-        fast = self._fast
-        if fast is None:
-            return greedy_tokens(self.model, inputs["input_ids"], **options)
-        return self._fast_tokens(fast, inputs["input_ids"], options)
+        input_ids = inputs["input_ids"]
+        return self.fast.tokens(input_ids, options, lambda: greedy_tokens(self.model, input_ids, **options))
 
-    def _fast_tokens(self, fast: Any, input_ids: torch.Tensor, options: dict[str, Any]) -> _Tokens:
-        # A failure of the compiled path before the first token falls back to the plain loop
-        # (and turns the fast path off); after it, the reply cannot be restarted unseen.
-        produced = 0
-        try:
-            for item in fast.tokens(input_ids, **options):
-                produced += 1
-                yield item
-        except Exception as exc:
-            if produced:
-                raise
-            self._fast = None
-            self.fast_status = f"failed: {type(exc).__name__}: {exc}"[:300]
-            logger.warning("fast decoding off after a failure: %s", self.fast_status)
-            yield from greedy_tokens(self.model, input_ids, **options)
+    def _probe(self) -> torch.Tensor:
+        """A short prompt that proves a fast decoder runs before any user's reply depends on it."""
+        return self._inputs([{"role": "user", "content": "Say hello to the team, in one short sentence."}])["input_ids"]
 
     def _inputs(self, messages: Sequence[dict]) -> dict[str, torch.Tensor]:
         text = render(self.tokenizer, messages, add_generation_prompt=True)
@@ -396,18 +310,6 @@ class Generator:
         else:  # unset sampling knobs a model's generation_config may carry, so greedy is greedy
             options.update(temperature=None, top_p=None, top_k=None)
         return options
-
-
-def _build_package(
-    model_dir: Path, adapter_dir: Path | None, draft: Path | None, check: Path | None, kernels: Path
-) -> None:
-    # In a subprocess: the compiler's memory is returned to the system when it exits.
-    names = [str(model_dir), str(adapter_dir or "-"), str(draft or "-"), str(check or "-"), str(kernels)]
-    done = subprocess.run([sys.executable, "-m", "tune.fastlm", *names], capture_output=True, text=True,
-                          timeout=BUILD_TIMEOUT, check=False)
-    if done.returncode != 0 or not all(path.is_file() for path in (draft, check, kernels) if path):
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise RuntimeError(f"the fast decoding build exited with {done.returncode}: {' / '.join(tail)}")
 
 
 def _stop_token_ids(tokenizer: Any) -> list[int]:

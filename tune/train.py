@@ -23,9 +23,9 @@ from tune.config import TuneConfig
 from tune.data import Example
 from tune.encode import Encoded
 from tune.errors import AdapterNotFoundError, DataError
-from tune.fastlm import compiler_available
 from tune.models import load_model, resolve_dtype
 from tune.plot import write_loss_curve
+from tune.toolchain import compiler_available
 
 Progress = Callable[[dict], None]
 # Runs of at least this many steps compile the model's layers (tune.compile = "auto"): ~30 s of

@@ -10,7 +10,9 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from tune import Generator
 from tune.decode import greedy_tokens
-from tune.fastlm import SpeculativeDecoder, compiler_available, unsupported
+from tune.fastlm import SpeculativeDecoder, unsupported
+from tune.fastpath import FastState
+from tune.toolchain import compiler_available
 
 
 def _model(*, kv_heads: int, tied: bool, seed: int = 3) -> LlamaForCausalLM:
@@ -142,16 +144,20 @@ def test_generator_falls_back_to_the_plain_loop_when_the_fast_path_fails(tiny_mo
             raise RuntimeError("compiled code went away")
             yield  # a generator, like the real one
 
-    generator._fast, generator.fast_status = Broken(), "ready"
+    generator.fast.use(Broken())
+    assert generator.fast.status.state is FastState.READY
     assert generator.generate(messages, max_new_tokens=12).text == expected
-    assert generator._fast is None and generator.fast_status.startswith("failed: RuntimeError")
+    assert generator.fast.decoder is None and generator.fast.status.state is FastState.FAILED
+    assert str(generator.fast.status) == "failed: RuntimeError: compiled code went away"
 
 
 def test_fast_status_reports_an_unsupported_model(tiny_model_dir) -> None:
     generator = Generator.load(tiny_model_dir)
     generator.model.config.model_type = "gpt2"
-    generator.start_fast(background=False, cache_dir=Path("unused"))
-    assert generator.fast_status.startswith("unsupported:") and generator._fast is None
+    assert generator.fast.status.state is FastState.OFF
+    generator.fast.start(background=True, cache_dir=Path("unused"))  # decided at once, no thread
+    assert generator.fast.status.state is FastState.UNSUPPORTED and generator.fast.decoder is None
+    assert "gpt2" in generator.fast.status.reason
 
 
 def test_the_package_name_follows_the_model_and_adapter_files(tiny_model_dir, tmp_path) -> None:
@@ -174,24 +180,24 @@ def test_the_built_draft_gives_the_plain_loops_replies_and_is_reused(trained, ti
     generator = Generator.load(tiny_model_dir, adapter)
     questions = ["Question 7: when will my refund arrive?", "Why was I charged twice? Tell me what happened."]
     expected = [generator.generate([{"role": "user", "content": q}], max_new_tokens=30).text for q in questions]
-    generator.start_fast(background=False, cache_dir=tmp_path)
-    assert generator.fast_status == "ready", generator.fast_status
+    generator.fast.start(background=False, cache_dir=tmp_path)
+    assert generator.fast.status.state is FastState.READY, generator.fast.status
     assert len(list(tmp_path.glob("draft-*.pt2"))) == len(list(tmp_path.glob("check-*.pt2"))) == 1
     got = [generator.generate([{"role": "user", "content": q}], max_new_tokens=30).text for q in questions]
     assert got == expected
     # The draft really drafts: most proposals survive the check (a broken package would make
     # every one of them wrong, and the replies would still be right, only slower).
-    assert generator._fast.kept > 0.5 * generator._fast.proposed > 0
+    assert generator.fast.decoder.kept > 0.5 * generator.fast.decoder.proposed > 0
     streamed = "".join(generator.stream([{"role": "user", "content": questions[1]}], max_new_tokens=30))
     assert streamed.strip() == expected[1]
 
     # A second process start finds the package: no build.
-    import tune.generate
+    import tune.fastpath
 
-    monkeypatch.setattr(tune.generate, "_build_package", lambda *args: pytest.fail("the package was rebuilt"))
+    monkeypatch.setattr(tune.fastpath, "_build", lambda *args: pytest.fail("the package was rebuilt"))
     again = Generator.load(tiny_model_dir, adapter)
-    again.start_fast(background=False, cache_dir=tmp_path)
-    assert again.fast_status == "ready"
+    again.fast.start(background=False, cache_dir=tmp_path)
+    assert again.fast.status.state is FastState.READY
     assert again.generate([{"role": "user", "content": questions[0]}], max_new_tokens=30).text == expected[0]
 
     # Another adapter of the same base model builds its own draft and reuses the check.
@@ -201,31 +207,31 @@ def test_the_built_draft_gives_the_plain_loops_replies_and_is_reused(trained, ti
         calls.append(args)
         raise RuntimeError("recorded")
 
-    monkeypatch.setattr(tune.generate, "_build_package", record)
-    Generator.load(tiny_model_dir).start_fast(background=False, cache_dir=tmp_path)
+    monkeypatch.setattr(tune.fastpath, "_build", record)
+    Generator.load(tiny_model_dir).fast.start(background=False, cache_dir=tmp_path)
     assert [(draft is not None, check) for _, _, draft, check, _ in calls] == [(True, None)]
 
 
 def test_a_failed_build_keeps_the_plain_loop(tiny_model_dir, tmp_path, monkeypatch) -> None:
-    import tune.generate
+    import tune.fastpath
 
     def broken(*args):
         raise RuntimeError("the fast decoding build exited with 1: no space left")
 
-    monkeypatch.setattr(tune.generate, "_build_package", broken)
+    monkeypatch.setattr(tune.fastpath, "_build", broken)
     generator = Generator.load(tiny_model_dir)
     messages = [{"role": "user", "content": "Hi"}]
     expected = generator.generate(messages, max_new_tokens=5)
-    generator.start_fast(background=False, cache_dir=tmp_path)
-    assert generator.fast_status.startswith("failed: RuntimeError: the fast decoding build exited with 1")
-    assert generator._fast is None
+    generator.fast.start(background=False, cache_dir=tmp_path)
+    assert str(generator.fast.status).startswith("failed: RuntimeError: the fast decoding build exited with 1")
+    assert generator.fast.decoder is None
     again = generator.generate(messages, max_new_tokens=5)  # the plain loop still answers
     assert (again.text, again.completion_tokens) == (expected.text, expected.completion_tokens)
 
 
 def test_a_damaged_package_is_built_again(tiny_model_dir, tmp_path, monkeypatch) -> None:
     import tune.fastlm
-    import tune.generate
+    import tune.fastpath
 
     generator = Generator.load(tiny_model_dir)
     package = tmp_path / tune.fastlm.package_name(generator.model_dir, None)
@@ -246,11 +252,11 @@ def test_a_damaged_package_is_built_again(tiny_model_dir, tmp_path, monkeypatch)
             raise RuntimeError("not a zip archive")
         return None  # SpeculativeDecoder then drafts eagerly
 
-    monkeypatch.setattr(tune.generate, "_build_package", build)
+    monkeypatch.setattr(tune.fastpath, "_build", build)
     monkeypatch.setattr(tune.fastlm, "load_package", load)
     monkeypatch.setattr(tune.fastlm, "load_kernels", load)
-    generator.start_fast(background=False, cache_dir=tmp_path)
-    assert generator.fast_status == "ready" and builds == [(package, check, kernels)]
+    generator.fast.start(background=False, cache_dir=tmp_path)
+    assert generator.fast.status.state is FastState.READY and builds == [(package, check, kernels)]
 
 
 @pytest.fixture(scope="module")
