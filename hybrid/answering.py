@@ -2,7 +2,7 @@
 
 One question goes through these steps in order, each taking the previous step's record:
 
-1. ``Pipeline.ask`` routes and retrieves (``hybrid.retrieval``, ``hybrid.guidance``,
+1. ``hybrid.planning`` routes and retrieves (``hybrid.retrieval``, ``hybrid.guidance``,
    ``hybrid.evidence``) into a ``Plan``, or a refusal when there is nothing to say;
 2. ``generate`` (or ``stream``) runs the plan's model on its messages: a ``Generation``;
 3. ``finish`` checks and cites it (``hybrid.citations``, ``hybrid.grounding``): the citation

@@ -45,7 +45,6 @@ from ingest import Hit
 
 if TYPE_CHECKING:
     import ingest
-    import tune
     from tune import Example
 
 # Search: (question, k) -> the best k passages, best first (``Pipeline.search``).
@@ -124,7 +123,7 @@ def pair_with_context(
     Raises:
         BadRequestError: bad counts or share, or an index without passages.
     """
-    _check(passages, distractors, refusal_share)
+    check_pairing(passages, distractors, refusal_share)
     documents = [d for d in index.documents() if d["chunks"] > 0]
     if not documents:
         raise BadRequestError(f"the index at {index.path} holds no passages; ingest PDFs into it first")
@@ -194,7 +193,7 @@ def cite_reply(reply: str, passages: Sequence[Hit]) -> tuple[str, list[int]]:
     return "".join(pieces), markers
 
 
-def _check(passages: int, distractors: int, refusal_share: float) -> None:
+def check_pairing(passages: int, distractors: int, refusal_share: float) -> None:
     problems = []
     if not isinstance(passages, int) or passages < 1:
         problems.append(f"passages must be at least 1, got {passages!r}")
@@ -249,72 +248,3 @@ def _draw(
         taken.add(chunk.chunk_id)
         drawn.append(Hit(chunk.source, chunk.page, chunk.chunk_id, 0.0, chunk.text))
     return drawn
-
-
-class ContextAugment:
-    """The ``augment`` callable for ``tune.tune``: pairs each set of examples, keeps the reports.
-
-    ``tune.tune`` calls it on the training examples, then on the evaluation ones (if any); the
-    reports are kept in that order for the adapter's meta.json.
-
-    Args:
-        search, index, passages, distractors, refusal_share, seed: see `pair_with_context`.
-        index_dir: the index, as recorded in the adapter's meta.
-        log: called with one summary line per set of examples.
-    """
-
-    def __init__(
-        self,
-        search: Search,
-        index: ingest.Index,
-        *,
-        index_dir: str,
-        passages: int,
-        distractors: int,
-        refusal_share: float = 0.1,
-        seed: int = 0,
-        log: Callable[[str], None] | None = None,
-    ) -> None:
-        _check(passages, distractors, refusal_share)
-        self._search, self._index, self._log = search, index, log
-        self.settings = {
-            "index": index_dir,
-            "passages": passages,
-            "distractors": distractors,
-            "refusal_share": refusal_share,
-            "seed": seed,
-        }
-        self.reports: list[ContextReport] = []
-
-    def __call__(self, examples: Sequence[Example]) -> list[Example]:
-        settings = {k: v for k, v in self.settings.items() if k != "index"}
-        paired, report = pair_with_context(examples, self._search, self._index, **settings)
-        self.reports.append(report)
-        if self._log is not None:
-            self._log(self.summaries()[-1])
-        return paired
-
-    def summaries(self) -> list[str]:
-        """One line per set of examples paired so far (training first)."""
-        return [r.summary(what) for r, what in zip(self.reports, ("training", "evaluation"))]
-
-    def warnings(self) -> list[str]:
-        """A warning per set of examples with examples that train without sources."""
-        found = [r.warning(what) for r, what in zip(self.reports, ("training", "evaluation"))]
-        return [w for w in found if w]
-
-    def meta(self) -> dict:
-        """The settings, then ``training`` and ``evaluation`` counts (None: no such set) and ``warnings``."""
-        reports = [r.to_dict() for r in self.reports] + [None, None]
-        return {**self.settings, "training": reports[0], "evaluation": reports[1], "warnings": self.warnings()}
-
-
-def record_context(registry: tune.AdapterRegistry, outcome: tune.TuneOutcome, augment: ContextAugment) -> tune.TuneOutcome:
-    """Add the pairing (settings and counts, key ``context``) and its warnings to the new
-    version's meta.json, and return the outcome with that version.
-
-    ``tune.tune`` writes meta.json before this can run, so it is written once more.
-    """
-    version = outcome.version
-    meta = replace(version.meta, context=augment.meta(), warnings=[*version.meta.warnings, *augment.warnings()])
-    return replace(outcome, version=registry.finalize(version.name, version.version, meta, activate=False))

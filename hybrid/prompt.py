@@ -19,6 +19,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from hybrid.text import sentence_spans
+
 if TYPE_CHECKING:
     from ingest import Hit
 
@@ -60,8 +62,6 @@ _SPECIAL_TOKEN = re.compile(r"<\|[A-Za-z_]{2,20}\|>|<\/?s>")
 # No words of its own, so it can never be quoted or extracted as an answer; its full stop ends
 # the sentence, so the next one stays whole.
 REMOVED = "[\u2026]."
-# Sentences of extracted PDF text end at ., ! or ?, or a blank line (a single line break is wrapping).
-_SENTENCE = re.compile(r"(?:[^.!?\n]|\n(?!\s*\n))*(?:[.!?]+|\n\s*\n|$)")
 
 # Per-passage budget, in characters: keeps k passages well inside a small model's context.
 MAX_PASSAGE_CHARS = 900
@@ -73,14 +73,19 @@ def neutralise(hit: Hit) -> Hit:
     Such text is never an answer to a question about the documents, so nothing is lost; what
     remains is verbatim, so quotes taken from it are still the document's own words.
     """
-    text = _SPECIAL_TOKEN.sub(REMOVED, hit.text)
-    parts, changed = [], text != hit.text
-    for match in _SENTENCE.finditer(text):
-        sentence = match.group()
-        if sentence.strip() and INSTRUCTION_LIKE.search(sentence):
-            sentence, changed = f" {REMOVED}", True
-        parts.append(sentence)
-    return dataclasses.replace(hit, text="".join(parts).strip()) if changed else hit
+    # A chat-template token ends whatever came before it: "<|im_start|>system: ..." is checked as
+    # a sentence of its own, so the role it claims is seen.
+    text = REMOVED.join(_without_instructions(piece) for piece in _SPECIAL_TOKEN.split(hit.text))
+    return hit if text == hit.text else dataclasses.replace(hit, text=text.strip())
+
+
+def _without_instructions(text: str) -> str:
+    parts, done = [], 0
+    for start, end in sentence_spans(text, wrapped=True):  # the sentences citations will see
+        if INSTRUCTION_LIKE.search(text[start:end]):
+            parts += [text[done:start], REMOVED]
+            done = end
+    return "".join(parts) + text[done:]
 
 
 def format_sources(hits: Sequence[Hit]) -> str:

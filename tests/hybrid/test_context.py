@@ -10,10 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from hybrid.cli import main
-from hybrid.context import ContextAugment, cite_reply, pair_with_context
+from hybrid.context import cite_reply, pair_with_context
 from hybrid.errors import BadRequestError
 from hybrid.guidance import REFUSAL
 from hybrid.prompt import SYSTEM_PROMPT, build_messages
+from hybrid.tuning import ContextAugment
 from ingest import Hit
 from tune import Example
 
