@@ -1,7 +1,8 @@
 """Errors raised by the hybrid core.
 
-Library code raises; the boundaries (CLI, HTTP) translate. Each error carries a stable ``code``
-that the HTTP layer returns as ``error.code`` and an HTTP status it maps to. The leaves' errors
+Library code raises; the boundaries (CLI, HTTP) translate. Each error class declares, side by
+side, its stable ``code`` (the HTTP ``error.code`` and the CLI's ``--json`` error), the HTTP
+``status`` and the CLI ``exit_code`` it maps to: the classes below are the one table both faces read. The leaves' errors
 (``ingest.errors``, ``tune.errors``) declare their public ``code`` next to each class, so renaming
 a class changes no code; ``from_leaf`` gives them their status from ``LEAF_STATUS``.
 """
@@ -18,6 +19,7 @@ class HybridError(Exception):
 
     code = "hybrid_error"
     status = 500
+    exit_code = 1  # failure, nothing changed (CONTRACT.md)
 
 
 class ConfigError(HybridError):
@@ -25,6 +27,7 @@ class ConfigError(HybridError):
 
     code = "invalid_config"
     status = 500
+    exit_code = 2  # usage: the command line or the configuration is wrong
 
 
 class BadRequestError(HybridError):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from hybrid.errors import ConfigError, HybridError
+from hybrid.errors import HybridError
 from hybrid.limits import K_MAX, K_MIN
 
 if TYPE_CHECKING:
@@ -105,12 +105,9 @@ def guarded(command: Callable[..., int | None]) -> Callable[..., None]:
         as_json = kwargs.get("as_json", False)
         try:
             code = command(*args, **kwargs) or OK
-        except ConfigError as exc:
+        except HybridError as exc:  # its class says the exit code (hybrid.errors)
             _fail(exc, as_json)
-            code = USAGE
-        except HybridError as exc:
-            _fail(exc, as_json)
-            code = FAILURE
+            code = exc.exit_code
         except KeyboardInterrupt:
             log("interrupted")
             code = FAILURE

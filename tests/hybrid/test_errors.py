@@ -90,3 +90,41 @@ def test_leaf_errors_maps_not_found_and_busy() -> None:
     with pytest.raises(ConflictError) as caught, leaf_errors():
         raise ingest.IndexBusyError("another ingest is running")
     assert (caught.value.code, caught.value.status) == ("conflict", 409)
+
+
+# The one table: each core error's public code, HTTP status and CLI exit code (CONTRACT.md: 1 a
+# failure, 2 a usage error).
+FACES = {
+    "HybridError": ("hybrid_error", 500, 1),
+    "ConfigError": ("invalid_config", 500, 2),
+    "BadRequestError": ("bad_request", 400, 1),
+    "NotFoundError": ("not_found", 404, 1),
+    "ConflictError": ("conflict", 409, 1),
+    "NotReadyError": ("not_ready", 503, 1),
+}
+
+
+def test_each_core_error_declares_its_code_status_and_exit_code() -> None:
+    from hybrid.errors import HybridError
+
+    core = [cls for cls in _subclasses(HybridError) if cls.__module__ == "hybrid.errors"]
+    assert {cls.__name__: (cls.code, cls.status, cls.exit_code) for cls in core} == FACES
+
+
+@pytest.mark.parametrize(("error", "exit_code"), [("ConfigError", 2), ("NotFoundError", 1)])
+def test_the_cli_exits_with_the_errors_exit_code(error: str, exit_code: int) -> None:
+    import click
+    from click.testing import CliRunner
+
+    import hybrid.errors
+    from hybrid.cli._common import guarded
+
+    @click.command()
+    @click.option("--json", "as_json", is_flag=True)
+    @guarded
+    def failing(as_json: bool) -> None:
+        raise getattr(hybrid.errors, error)("what went wrong")
+
+    result = CliRunner().invoke(failing, ["--json"])
+    assert result.exit_code == exit_code
+    assert result.stdout.strip() == f'{{"error": {{"code": "{FACES[error][0]}", "message": "what went wrong"}}}}'
