@@ -255,9 +255,11 @@ class Adapters:
         *,
         merged: bool = True,
         force: bool = False,
+        engine: str | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> tune.ExportResult:
-        """Write adapter ``ref`` to ``out_dir``, and with ``merged`` a merged model in ``out_dir/merged``.
+        """Write adapter ``ref`` to ``out_dir``, and with ``merged`` a merged model in ``out_dir/merged``;
+        with ``engine`` (vllm, llama.cpp, ollama) what that engine loads instead of the merged model.
 
         The merge uses the base model recorded in the version's meta.json (see ``tune.export_adapter``).
 
@@ -273,8 +275,9 @@ class Adapters:
         if out == registry_root or registry_root in out.parents:
             raise BadRequestError(f"{out} is inside the adapter registry {registry_root}; export somewhere else")
         with leaf_errors():
-            base_dir = self.base_model_dir(tune.recorded_base_model(version), progress) if merged else None
-            return tune.export_adapter(version, out, base_model_dir=base_dir, merged=merged, force=force, progress=progress)
+            base_dir = self.base_model_dir(tune.recorded_base_model(version), progress) if merged or engine else None
+            return tune.export_adapter(version, out, base_model_dir=base_dir, merged=merged, force=force, engine=engine,
+                                       progress=progress)
 
 
 def base_of(adapter: tune.AdapterVersion) -> str | None:

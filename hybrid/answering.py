@@ -32,7 +32,7 @@ from hybrid.text import content_words
 
 if TYPE_CHECKING:
     import ingest
-    import tune
+    from hybrid.engine import Generator
     from hybrid.evidence import Sentence
     from hybrid.support import SupportCheck
 
@@ -55,7 +55,7 @@ class Plan:
     question: str
     route: str  # "rag" or "style"
     reason: str
-    generator: tune.Generator
+    generator: Generator
     messages: list[dict[str, str]]
     hits: list[ingest.Hit]  # the passages shown to the model (rag)
     supplied: str | None  # the text to rewrite (style)

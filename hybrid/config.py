@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
+    BaseModel,
+    ConfigDict,
     Field,
     SecretStr,
     TypeAdapter,
@@ -41,6 +43,39 @@ DEFAULT_ADAPTER_NAME = "house"
 
 def _toml_path() -> Path:
     return Path(os.environ.get("HYBRID_CONFIG", "hybrid.toml"))
+
+
+class EngineSettings(BaseModel):
+    """A serving engine that writes the answers (``hybrid.engine``); no URL: this process does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(
+        None,
+        description="Base URL of an OpenAI-compatible engine (llama.cpp's llama-server, vLLM, TGI, Ollama), such as "
+        "http://127.0.0.1:8080/v1; unset: generate in this process.",
+    )
+    key: SecretStr | None = Field(None, description="Bearer key the engine expects, if any.")
+    model: str | None = Field(None, description="The engine's name for the base model; default: the base_model setting.")
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="The engine's name for an adapter: NAME@vN or NAME -> the name the engine serves it under; "
+        "default: NAME@vN itself.",
+    )
+    timeout: float = Field(60.0, gt=0, le=3600, description="Seconds without a byte from the engine before the reply fails (504).")
+    retries: int = Field(2, ge=0, le=10, description="Retries of a connection to the engine that fails before the reply starts.")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra fields sent with every request: {\"repeat_penalty\": 1.1} for llama.cpp, "
+        "{\"repetition_penalty\": 1.1} for vLLM (the in-process generator uses 1.1).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value or None
 
 
 class Settings(BaseSettings):
@@ -112,6 +147,7 @@ class Settings(BaseSettings):
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Chunking and embedding: ingest.IngestConfig.")
     tune: TuneConfig = Field(default_factory=TuneConfig, description="Default LoRA hyperparameters: tune.TuneConfig.")
     search: SearchConfig = Field(default_factory=SearchConfig, description="Retrieval: ingest.SearchConfig.")
+    engine: EngineSettings = Field(default_factory=EngineSettings, description="A serving engine for generation: hybrid.engine.")
 
     @field_validator("ingest", "tune", "search", mode="before")
     @classmethod

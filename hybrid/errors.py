@@ -20,6 +20,7 @@ class HybridError(Exception):
     code = "hybrid_error"
     status = 500
     exit_code = 1  # failure, nothing changed (CONTRACT.md)
+    retry_after: int | None = None  # seconds, for a 503: when to try again (the Retry-After header)
 
 
 class ConfigError(HybridError):

@@ -6,6 +6,10 @@ blocks only requests for models that are not loaded yet. Fast decoding follows t
 ``fast_decode`` setting: ``on`` builds it for every generator, ``auto`` only in a server
 (``serving``), in the background so that answers never wait for the build.
 
+With ``engine.url`` set, a generator is an ``hybrid.engine.EngineGenerator`` instead: the
+engine holds the models, so nothing is loaded here, and each adapter version is the engine's
+model of the name ``engine_model`` gives.
+
 It also reads, once per adapter version, the house frame and boilerplate the version learnt
 (from the ``examples.jsonl`` in its folder), which the answering steps need.
 """
@@ -19,6 +23,7 @@ from pathlib import Path
 import tune
 from hybrid.adapters import Adapters, base_of
 from hybrid.config import Settings
+from hybrid.engine import EngineGenerator, Generator
 from hybrid.errors import leaf_errors
 from hybrid.grounding import house_sentences
 from hybrid.house import HouseFrame, house_frame
@@ -41,11 +46,18 @@ class Generators:
         self.serving = serving
         self._loaded: OrderedDict[tuple[str, str | None], tune.Generator] = OrderedDict()
         self._house: dict[str, tuple[frozenset[str], HouseFrame]] = {}  # adapter folder -> its boilerplate and frame
+        self._engines: dict[str, EngineGenerator] = {}  # the engine's model name -> its client
         self._lock = threading.Lock()  # guards the caches, held only briefly
         self._load_lock = threading.Lock()  # one model load at a time
 
-    def get(self, adapter: tune.AdapterVersion | None) -> tune.Generator:
+    def get(self, adapter: tune.AdapterVersion | None) -> Generator:
         """The generator for ``adapter`` (None: the base model alone) on its own base model."""
+        if self.settings.engine.url:
+            name = engine_model(self.settings, adapter)
+            with self._lock:
+                if name not in self._engines:
+                    self._engines[name] = EngineGenerator(self.settings.engine, name)
+                return self._engines[name]
         base_dir = self.adapters.base_model_dir(base_of(adapter) if adapter is not None else None)
         key = (str(base_dir), str(adapter.path) if adapter is not None else None)
         with self._lock:
@@ -86,7 +98,7 @@ class Generators:
         """The longest time any loaded generator has gone without a new token while making a
         reply (0.0 when none is busy)."""
         with self._lock:
-            loaded = list(self._loaded.values())
+            loaded = [*self._loaded.values(), *self._engines.values()]
         return max((generator.stalled_seconds() for generator in loaded), default=0.0)
 
     def house(self, adapter: tune.AdapterVersion | None) -> tuple[frozenset[str], HouseFrame]:
@@ -112,6 +124,16 @@ class Generators:
     def close(self) -> None:
         """Drop the loaded generators; replies in progress stop at their next token."""
         with self._lock:
-            for generator in self._loaded.values():
+            for generator in [*self._loaded.values(), *self._engines.values()]:
                 generator.close()
             self._loaded.clear()
+            self._engines.clear()
+
+
+def engine_model(settings: Settings, adapter: tune.AdapterVersion | None) -> str:
+    """The engine's name for ``adapter``: ``engine.models`` by NAME@vN, then by NAME, else NAME@vN;
+    for the base model, ``engine.model``, else the ``base_model`` setting."""
+    if adapter is None:
+        return settings.engine.model or settings.base_model
+    names = settings.engine.models
+    return names.get(adapter.ref) or names.get(adapter.name) or adapter.ref

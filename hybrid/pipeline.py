@@ -23,11 +23,13 @@ from hybrid import answering, planning, tuning
 from hybrid.adapters import Adapters
 from hybrid.collection import Collection
 from hybrid.config import Settings
+from hybrid.engine import EngineGenerator
 from hybrid.errors import HybridError, leaf_errors
 from hybrid.generators import Generators
 from hybrid.records import Answer, AskOptions
 
 if TYPE_CHECKING:
+    from hybrid.engine import Generator
     from hybrid.support import SupportCheck
 
 
@@ -83,7 +85,7 @@ class Pipeline:
         self.collection.close()
         self.generators.close()
 
-    def generator(self, adapter: tune.AdapterVersion | None) -> tune.Generator:
+    def generator(self, adapter: tune.AdapterVersion | None) -> Generator:
         """The generator for ``adapter`` on its own base model, loaded once (``hybrid.generators``)."""
         return self.generators.get(adapter)
 
@@ -109,7 +111,9 @@ class Pipeline:
         _ = self.embedder  # the index alone would load it only at the first search
         self.index()
         self.reranker()
-        self.generator(self.adapters.resolve(adapter))
+        generator = self.generator(self.adapters.resolve(adapter))
+        if isinstance(generator, EngineGenerator):
+            generator.probe()  # says whether the engine answers; it may start after the server
 
     # -- the four verbs ---------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import tune
     from hybrid.adapters import Adapters
     from hybrid.config import Settings
+    from hybrid.engine import Generator
     from hybrid.generators import Generators
     from hybrid.support import SupportCheck
 
@@ -60,7 +61,7 @@ class Parts(Protocol):
         pages: tuple[int | None, int | None] | None = None,
     ) -> list[ingest.Hit]: ...
 
-    def generator(self, adapter: tune.AdapterVersion | None) -> tune.Generator: ...
+    def generator(self, adapter: tune.AdapterVersion | None) -> Generator: ...
 
     def support_check(self) -> SupportCheck: ...
 

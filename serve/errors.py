@@ -42,7 +42,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _hybrid(request: Request, exc: HybridError) -> JSONResponse:
         if exc.status >= 500:
             logger.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
-        return error_response(exc.status, exc.code, str(exc))
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+        return error_response(exc.status, exc.code, str(exc), headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

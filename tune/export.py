@@ -8,6 +8,13 @@ The export directory holds::
         the base model with the adapter folded in:
         ``AutoModelForCausalLM.from_pretrained(DIR / "merged")``, no PEFT needed
 
+For a serving engine (``engine``), no merged model, but what the engine loads and
+``engine.json``, which names the base model and gives the command line that serves both:
+
+    vllm        the PEFT adapter (``vllm serve BASE --enable-lora --lora-modules NAME@vN=DIR``)
+    llama.cpp   adapter.gguf, a GGUF LoRA adapter (``llama-server -m BASE.gguf --lora ...``)
+    ollama      adapter.gguf and a Modelfile (``FROM BASE.gguf``, ``ADAPTER``): ``ollama create``
+
 Everything is written into a temporary sibling first and moved into place at the end, so a
 failed export leaves the target as it was.
 """
@@ -27,13 +34,17 @@ from pathlib import Path
 import torch
 
 from tune.errors import ExportError
-from tune.models import load_model
+from tune.gguf_lora import write_gguf_lora
+from tune.models import MARKER_FILE, load_model
 from tune.registry import ADAPTER_CONFIG, META_FILE, AdapterVersion
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 MERGED_DIR = "merged"
 PROVENANCE_FILE = "hybrid-export.json"  # in merged/: which adapter and base model made it
-_EXPORTED = (ADAPTER_CONFIG, ADAPTER_WEIGHTS, META_FILE, MERGED_DIR)  # what an export may write in DIR
+GGUF_ADAPTER, MODELFILE, ENGINE_FILE = "adapter.gguf", "Modelfile", "engine.json"
+ENGINES = ("vllm", "llama.cpp", "ollama")
+# What an export may write in DIR.
+_EXPORTED = (ADAPTER_CONFIG, ADAPTER_WEIGHTS, META_FILE, MERGED_DIR, GGUF_ADAPTER, MODELFILE, ENGINE_FILE)
 # Half-precision bases are saved back in their own dtype (the merge itself runs in float32).
 _HALF = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -49,6 +60,8 @@ class ExportResult:
         base_model_dir: the base model merged into, or None without a merged model.
         files: the files written, relative to ``out_dir``, sorted.
         seconds: wall time of the export.
+        engine: the engine it was exported for, or None.
+        command: the command line that serves it on that engine, or None.
     """
 
     adapter: str
@@ -57,6 +70,8 @@ class ExportResult:
     base_model_dir: Path | None
     files: list[str]
     seconds: float
+    engine: str | None = None
+    command: str | None = None
 
 
 def recorded_base_model(adapter: AdapterVersion) -> str:
@@ -92,6 +107,7 @@ def export_adapter(
     base_model_dir: str | Path | None = None,
     merged: bool = True,
     force: bool = False,
+    engine: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Write ``adapter`` as a bare PEFT adapter and, with ``merged``, a merged full model.
@@ -104,6 +120,8 @@ def export_adapter(
         merged: also write ``out_dir/merged``, loadable by plain transformers.
         force: write into a non-empty ``out_dir``, replacing what an earlier export wrote there
             (``merged/`` included, even with ``merged=False``); other files stay.
+        engine: one of ``ENGINES``: write what that engine loads instead of a merged model
+            (``base_model_dir`` is then needed, to name the base model).
         progress: called with one human-readable line before slow steps.
 
     Raises:
@@ -115,19 +133,23 @@ def export_adapter(
     started = time.perf_counter()
     out = Path(out_dir).expanduser().resolve()
     _check_target(out, adapter, force)
-    base = Path(base_model_dir) if merged and base_model_dir is not None else None
-    if merged and base is None:
-        raise ExportError(f"merging {adapter.ref} needs its base model directory; pass base_model_dir")
+    if engine is not None and engine not in ENGINES:
+        raise ExportError(f"unknown engine {engine!r}; export for one of {', '.join(ENGINES)}")
+    merged = merged and engine is None
+    base = Path(base_model_dir) if (merged or engine) and base_model_dir is not None else None
+    if (merged or engine) and base is None:
+        raise ExportError(f"exporting {adapter.ref} {'for ' + engine if engine else 'merged'} needs its base model directory")
     out.parent.mkdir(parents=True, exist_ok=True)
     # Not mkdtemp: that directory would be private (0700), and the export is an ordinary one.
     staging = out.parent / f".{out.name}-export-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
         _write_adapter(adapter, staging)
-        if base is not None:
+        if merged and base is not None:
             if progress:
                 progress(f"merging {adapter.ref} into the base model {base}; saving it as {out / MERGED_DIR}")
             _write_merged(adapter, base, staging / MERGED_DIR)
+        command = _write_for_engine(adapter, base, staging, out, engine) if engine and base else None
         files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
         _move_into_place(staging, out)
     finally:
@@ -139,7 +161,35 @@ def export_adapter(
         base_model_dir=base,
         files=files,
         seconds=time.perf_counter() - started,
+        engine=engine,
+        command=command,
     )
+
+
+def _write_for_engine(adapter: AdapterVersion, base: Path, staging: Path, out: Path, engine: str) -> str:
+    """Write what ``engine`` loads into ``staging`` (moved to ``out`` later) and ``engine.json``;
+    returns the command line that serves the adapter there."""
+    name = adapter.ref if adapter.version else adapter.name
+    try:
+        base_gguf = json.loads((base / MARKER_FILE).read_text(encoding="utf-8")).get("gguf")
+    except (OSError, ValueError):
+        base_gguf = None  # a base model that did not come as GGUF
+    gguf_base = base_gguf or f"<{base.name} converted to GGUF with llama.cpp's convert_hf_to_gguf.py>"
+    if engine == "vllm":
+        rank = json.loads((staging / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("r", 16)
+        command = f"vllm serve {base} --enable-lora --max-lora-rank {max(8, int(rank))} --lora-modules {name}={out}"
+    else:
+        config = json.loads((base / "config.json").read_text(encoding="utf-8"))
+        write_gguf_lora(staging, config, staging / GGUF_ADAPTER)
+        command = f"llama-server -m {gguf_base} --lora {out / GGUF_ADAPTER} --parallel 4"
+        if engine == "ollama":
+            modelfile = f"FROM {gguf_base}\nADAPTER ./{GGUF_ADAPTER}\nPARAMETER temperature 0\nPARAMETER repeat_penalty 1.1\n"
+            (staging / MODELFILE).write_text(modelfile, encoding="utf-8")
+            name = name.replace("@", "-")  # Ollama's model names have no '@'
+            command = f"ollama create {name} -f {out / MODELFILE}"
+    record = {"engine": engine, "model": name, "base_model": str(base), "base_gguf": base_gguf, "command": command}
+    (staging / ENGINE_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return command
 
 
 def _check_target(out: Path, adapter: AdapterVersion, force: bool) -> None:

@@ -28,6 +28,14 @@ index_option = click.option(
 allow_download_option = click.option(
     "--allow-download", is_flag=True, default=None, help="Let model loading reach a model hub (default: offline)."
 )
+engine_option = click.option(
+    "--engine",
+    "engine",
+    metavar="URL",
+    default=None,
+    help="Generate on this OpenAI-compatible engine (llama-server, vLLM, TGI, Ollama), e.g. http://127.0.0.1:8080/v1 "
+    "[default: the engine.url setting, else in this process].",
+)
 k_option = click.option("-k", "k", type=click.IntRange(K_MIN, K_MAX), default=None, help="Passages to retrieve [default: 5].")
 def _absolute_paths(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
     # Sources are stored as absolute paths: a relative path that exists here is made absolute.
@@ -71,6 +79,9 @@ def settings_from(**flags: Any) -> Settings:
     """Settings from config files and environment, overridden by the flags that were given."""
     from hybrid.config import load_settings  # pydantic-settings: not for `--help`
 
+    engine = flags.pop("engine", None)
+    if engine is not None:  # merged into the [engine] table of the other sources
+        flags["engine"] = {"url": engine}
     return load_settings(**flags)
 
 

@@ -121,21 +121,35 @@ def rollback(name: str, as_json: bool) -> None:
     help="Also write a merged full model to OUT/merged (loadable without PEFT).",
 )
 @click.option("--force", is_flag=True, help="Write into a non-empty --out, replacing what an earlier export wrote there.")
+@click.option(
+    "--for",
+    "engine",
+    type=click.Choice(["vllm", "llama.cpp", "ollama"]),
+    default=None,
+    help="Write what this serving engine loads (no merged model) and the command line that serves it.",
+)
 @allow_download_option
 @json_option
 @guarded
-def export(ref: str, out_dir: str, merged: bool, force: bool, allow_download: bool | None, as_json: bool) -> None:
-    """Export adapter REF as a bare PEFT adapter and a merged model.
+def export(
+    ref: str, out_dir: str, merged: bool, force: bool, engine: str | None, allow_download: bool | None, as_json: bool
+) -> None:
+    """Export adapter REF as a bare PEFT adapter and a merged model, or for a serving engine.
 
     Writes the adapter (adapter_config.json, adapter_model.safetensors, meta.json) to OUT and,
     unless --adapter-only, the base model it was trained on with the adapter folded in to
-    OUT/merged (safetensors and tokenizer; loads with plain transformers).
+    OUT/merged (safetensors and tokenizer; loads with plain transformers). With --for, instead
+    of the merged model: for llama.cpp a GGUF LoRA adapter (adapter.gguf), for Ollama that and
+    a Modelfile, for vLLM the PEFT adapter as it is; and engine.json with the base model and
+    the command line that serves the adapter.
     """
     from hybrid.pipeline import Pipeline
 
     pipe = Pipeline(settings_from(allow_download=allow_download))
-    result = pipe.adapters.export(ref, out_dir, merged=merged, force=force, progress=log)
+    result = pipe.adapters.export(ref, out_dir, merged=merged, force=force, engine=engine, progress=log)
     payload = {
+        "engine": result.engine,
+        "command": result.command,
         "adapter": result.adapter,
         "out": str(result.out_dir),
         "merged": str(result.merged_dir) if result.merged_dir else None,
@@ -218,6 +232,8 @@ def _human_export(p: dict) -> str:
     lines.append(f"  adapter       {p['out']}  (peft.PeftModel.from_pretrained(base_model, DIR))")
     if p["merged"]:
         lines.append(f"  merged model  {p['merged']}  (transformers.AutoModelForCausalLM.from_pretrained)")
+    if p["engine"]:
+        lines.append(f"  for {p['engine']}: {p['command']}")
     return "\n".join(lines)
 
 

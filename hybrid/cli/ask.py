@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hybrid.cli._common import allow_download_option, emit, guarded, index_option, json_option, k_option, pages_option, settings_from, source_option
+from hybrid.cli._common import allow_download_option, emit, engine_option, guarded, index_option, json_option, k_option, pages_option, settings_from, source_option
 
 
 @click.command()
@@ -24,6 +24,7 @@ from hybrid.cli._common import allow_download_option, emit, guarded, index_optio
     show_default=True,
     help="What to do with a sentence the passages do not support: leave it out, or keep it and report grounded: no.",
 )
+@engine_option
 @allow_download_option
 @json_option
 @guarded
@@ -36,6 +37,7 @@ def ask(
     pages: tuple[int | None, int | None] | None,
     strict: bool,
     unsupported: str,
+    engine: str | None,
     allow_download: bool | None,
     as_json: bool,
 ) -> None:
@@ -46,7 +48,7 @@ def ask(
     """
     from hybrid.pipeline import Pipeline
 
-    pipeline = Pipeline(settings_from(index=index, allow_download=allow_download))
+    pipeline = Pipeline(settings_from(index=index, allow_download=allow_download, engine=engine))
     answer = pipeline.ask(
         question, k=k, adapter=adapter, sources=sources or None, pages=pages, strict=strict, unsupported=unsupported
     )

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from hybrid.cli._common import allow_download_option, guarded, index_option, json_option, log, settings_from
+from hybrid.cli._common import allow_download_option, engine_option, guarded, index_option, json_option, log, settings_from
 from hybrid.errors import ConfigError
 
 
@@ -16,11 +16,19 @@ from hybrid.errors import ConfigError
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback address without HYBRID_API_KEY (also HYBRID_INSECURE=1).")
+@engine_option
 @allow_download_option
 @json_option
 @guarded
 def serve(
-    index: str | None, adapter: str | None, host: str, port: int, insecure: bool, allow_download: bool | None, as_json: bool
+    index: str | None,
+    adapter: str | None,
+    host: str,
+    port: int,
+    insecure: bool,
+    engine: str | None,
+    allow_download: bool | None,
+    as_json: bool,
 ) -> int:
     """Serve the index and the adapter over HTTP.
 
@@ -30,7 +38,7 @@ def serve(
     from hybrid.config import unsafe_bind
 
     # Equal keys are refused by the settings themselves, however the server is started.
-    settings = settings_from(index=index, adapter=adapter, allow_download=allow_download, insecure=insecure or None)
+    settings = settings_from(index=index, adapter=adapter, allow_download=allow_download, insecure=insecure or None, engine=engine)
     refusal = unsafe_bind(settings, host)
     if refusal:
         raise ConfigError(refusal)
