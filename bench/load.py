@@ -170,36 +170,44 @@ def read_metrics(base: str) -> dict[str, float]:
     return sums
 
 
-def run(args: argparse.Namespace) -> dict:
+def prepare(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
+    """A work folder and the server's environment, with an index (``--home``, or built here)."""
     work = Path(tempfile.mkdtemp(prefix="hybrid-load-"))
     env = dict(os.environ, HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"))
     env.pop("HYBRID_CONFIG", None)
     env["HYBRID_HOME"] = str(Path(args.home).resolve()) if args.home else str(work / "home")
     if not args.home:
         build_home(work, env)
-    env.update(
-        HYBRID_MAX_CONCURRENT=str(args.max_concurrent),
-        HYBRID_MAX_QUEUE=str(args.max_queue),
-        HYBRID_QUEUE_TIMEOUT=str(args.queue_timeout),
-    )
     env.pop("HYBRID_API_KEY", None)  # a loopback test server; /metrics is read without a key
+    return work, env
+
+
+def run(args: argparse.Namespace) -> dict:
+    work, env = prepare(args)
+    return measure(args, work, env, args.clients, args.max_concurrent)
+
+
+def measure(args: argparse.Namespace, work: Path, env: dict[str, str], clients: int, max_concurrent: int,
+            engine: str | None = None) -> dict:
+    """Start ``hybrid serve`` (on ``engine``, when given), load it with ``clients`` clients, stop it."""
+    env = dict(env, HYBRID_MAX_CONCURRENT=str(max_concurrent), HYBRID_MAX_QUEUE=str(args.max_queue),
+               HYBRID_QUEUE_TIMEOUT=str(args.queue_timeout))
+    if engine:
+        env["HYBRID_ENGINE__URL"] = engine
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server_log = work / "server.log"
-    log(f"starting hybrid serve on {base} (its log: {server_log})")
+    server_log = work / f"server-{clients}-{'engine' if engine else 'in-process'}.log"
+    log(f"starting hybrid serve on {base}{' --engine ' + engine if engine else ''} (its log: {server_log})")
     with server_log.open("w") as sink:
         server = subprocess.Popen([str(HYBRID), "serve", "--port", str(port)], env=env, stdout=sink, stderr=sink)
     try:
         wait_ready(base, server, args.ready_timeout)  # SystemExit if it dies or stays loading
         fast = wait_fast(base, args.ready_timeout)
         log(f"fast decoding: {fast}")
-        log(f"ready; {args.clients} clients for {args.seconds:g} s against /v1/{args.route}")
+        log(f"ready; {clients} clients for {args.seconds:g} s against /v1/{args.route}")
         results = Results()
         until = time.monotonic() + args.seconds
-        threads = [
-            threading.Thread(target=client, args=(base, args, until, i, results))
-            for i in range(args.clients)
-        ]
+        threads = [threading.Thread(target=client, args=(base, args, until, i, results)) for i in range(clients)]
         started = time.monotonic()
         for thread in threads:
             thread.start()
@@ -216,15 +224,17 @@ def run(args: argparse.Namespace) -> dict:
     lat = sorted(results.latencies)
     bad = {str(s): n for s, n in results.statuses.items() if s >= 500 and s != 503}
     return {
-        "clients": args.clients,
+        "clients": clients,
         "seconds": args.seconds,
         "wall_s": round(wall, 1),
         "route": args.route,
-        "gate": {"max_concurrent": args.max_concurrent, "max_queue": args.max_queue, "queue_timeout": args.queue_timeout},
+        "engine": engine,
+        "gate": {"max_concurrent": max_concurrent, "max_queue": args.max_queue, "queue_timeout": args.queue_timeout},
         "requests": sum(results.statuses.values()) + sum(results.lost.values()),
         "by_status": {str(s): n for s, n in sorted(results.statuses.items())},
         "lost": dict(results.lost),
         "answered_per_s": round(len(lat) / wall, 3),
+        "answers_per_min": round(60 * len(lat) / wall, 1),
         "latency_s": _percentiles(lat),
         "first_token_s": _percentiles(sorted(results.first_token)),
         "server_log": str(server_log),
@@ -233,6 +243,55 @@ def run(args: argparse.Namespace) -> dict:
         "ok": not bad and not results.lost,
         "unexpected_5xx": bad,
     }
+
+
+def engine_matrix(args: argparse.Namespace) -> dict:
+    """For each client count in ``--engines``: the in-process server, then the same server and
+    index generating on llama.cpp's server (the embedded SmolLM2 GGUF), in one run."""
+    from tests.support.llama_engine import LlamaServer, embedded_gguf
+
+    work, env = prepare(args)
+    counts = [int(c) for c in args.engines.split(",")]
+    rows = []
+    with LlamaServer(embedded_gguf(), log=work / "llama.log") as engine:
+        log(f"llama.cpp server (llama-cpp-python) at {engine.url}")
+        decode = decode_rates(engine.url)
+        for clients in counts:
+            local = measure(args, work, env, clients, args.max_concurrent)
+            remote = measure(args, work, env, clients, max(args.max_concurrent, clients), engine=engine.url)
+            ratio = remote["answers_per_min"] / local["answers_per_min"] if local["answers_per_min"] else None
+            rows.append({"clients": clients, "in_process": local, "engine": remote,
+                         "answers_ratio": round(ratio, 2) if ratio else None})
+    return {"matrix": rows, "decode_tokens_per_s": decode, "ok": all(r["in_process"]["ok"] and r["engine"]["ok"] for r in rows)}
+
+
+def decode_rates(engine_url: str) -> dict[str, float]:
+    """Decode tokens/s of one stream: llama.cpp's server beside the in-process fast path, on
+    the same evidence-sized prompt, prefill excluded (a 1-token reply measures it)."""
+    from hybrid import load_settings
+    from hybrid.adapters import Adapters
+    from tune import Generator
+
+    messages = [{"role": "system", "content": "Answer from the evidence, briefly."},
+                {"role": "user", "content": " ".join(QUESTIONS[:4]) * 6 + "\nWrite a long answer about all of this."}]
+
+    def engine_run(max_tokens: int) -> tuple[int, float]:
+        started = time.monotonic()
+        reply = httpx.post(f"{engine_url}/chat/completions", timeout=300, json={
+            "model": "base", "messages": messages, "max_tokens": max_tokens, "temperature": 0})
+        return reply.json()["usage"]["completion_tokens"], time.monotonic() - started
+
+    _, prefill = engine_run(1)
+    tokens, seconds = engine_run(160)
+    rates = {"llama_cpp": round((tokens - 1) / max(1e-6, seconds - prefill), 1)}
+    settings = load_settings()
+    generator = Generator.load(Adapters(settings).base_model_dir())
+    generator.fast.start(background=False, cache_dir=settings.fast_decode_dir)
+    generator.generate(messages, max_new_tokens=8)  # warm
+    result = generator.generate(messages, max_new_tokens=160)
+    rates["in_process_fast"] = round((result.completion_tokens - 1) / max(1e-6, result.seconds - result.first_token_seconds), 1)
+    rates["in_process_state"] = str(generator.fast.status)
+    return rates
 
 
 def _percentiles(values: list[float]) -> dict[str, float | None]:
@@ -262,8 +321,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-retry-after", action="store_true", help="ask again at once after a 503")
     parser.add_argument("--no-stream", action="store_true", help="plain JSON answers instead of server-sent events")
     parser.add_argument("--ready-timeout", type=float, default=600, help="seconds to wait for the models to load")
+    parser.add_argument("--engines", metavar="COUNTS", help="compare the in-process server with llama.cpp's server "
+                        "at these client counts, e.g. 1,4,16 (each for --seconds)")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     args = parser.parse_args(argv)
+    if args.engines:
+        summary = engine_matrix(args)
+        print(json.dumps(summary, indent=2) if args.json else matrix_text(summary))
+        return 0 if summary["ok"] else 1
     summary = run(args)
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -278,6 +343,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"/metrics: {summary['metrics']}")
         print("OK: no 5xx other than 503, no request lost" if summary["ok"] else f"FAILED: {summary['unexpected_5xx']} {summary['lost']}")
     return 0 if summary["ok"] else 1
+
+
+def matrix_text(summary: dict) -> str:
+    lines = ["| clients | in-process answers/min | p50 s | p95 s | llama.cpp answers/min | p50 s | p95 s | ratio | 5xx/lost |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in summary["matrix"]:
+        local, remote = row["in_process"], row["engine"]
+        bad = {**local["unexpected_5xx"], **remote["unexpected_5xx"], **local["lost"], **remote["lost"]}
+        lines.append(f"| {row['clients']} | {local['answers_per_min']} | {local['latency_s']['p50']} | {local['latency_s']['p95']} "
+                     f"| {remote['answers_per_min']} | {remote['latency_s']['p50']} | {remote['latency_s']['p95']} "
+                     f"| {row['answers_ratio']}x | {bad or 0} |")
+    rates = summary["decode_tokens_per_s"]
+    lines.append(f"\ndecode tokens/s of one stream: llama.cpp {rates['llama_cpp']}, in-process {rates['in_process_fast']} "
+                 f"(fast path: {rates['in_process_state']})")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

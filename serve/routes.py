@@ -32,12 +32,15 @@ def healthz(request: Request) -> JSONResponse:
     token (a supervisor should restart the server then).
 
     ``fast_decode`` tells, per loaded generator (base model, or base model + adapter folder),
-    whether greedy answers use the compiled speculative path yet (see `tune.fastpath`).
+    whether greedy answers use the compiled speculative path yet (see `tune.fastpath`);
+    ``engine`` is the serving engine's URL when answers are generated there (``engine.url``).
     """
     if not getattr(request.app.state, "ready", False):
         return JSONResponse({"status": "loading"}, status_code=503)
     pipeline = request.app.state.pipeline
     body = {"status": "ok", "fast_decode": pipeline.generators.fast_status()}
+    if pipeline.settings.engine.url:
+        body["engine"] = pipeline.settings.engine.url
     stalled, bound = pipeline.generators.stalled_seconds(), request.app.state.settings.stall_timeout
     if stalled > bound:
         reason = f"a reply has made no progress for {stalled:.0f} s (stall_timeout {bound:g} s)"

@@ -127,7 +127,8 @@ def test_the_server_says_503_with_retry_after_when_the_engine_is_down(on_engine)
         response = client.post("/v1/query", json={"question": "Why did the engine lose power?"})
         assert response.status_code == 503 and response.headers["retry-after"] == "5"
         assert response.json()["error"]["code"] == "engine_unavailable" and time.monotonic() - started < 10
-        assert client.get("/healthz").status_code == 200  # the server itself is fine
+        health = client.get("/healthz")
+        assert health.status_code == 200 and health.json()["engine"] == pipe.settings.engine.url  # the server is fine
 
 
 @pytest.mark.parametrize(("mode", "status", "code"), [("error", 502, "engine_error"), ("slow", 504, "engine_timeout")])
