@@ -255,7 +255,7 @@ def engine_matrix(args: argparse.Namespace) -> dict:
     rows = []
     with LlamaServer(embedded_gguf(), log=work / "llama.log") as engine:
         log(f"llama.cpp server (llama-cpp-python) at {engine.url}")
-        decode = decode_rates(engine.url)
+        decode = decode_rates(engine.url, Path(env["HYBRID_HOME"]))
         for clients in counts:
             local = measure(args, work, env, clients, args.max_concurrent)
             remote = measure(args, work, env, clients, max(args.max_concurrent, clients), engine=engine.url)
@@ -265,7 +265,7 @@ def engine_matrix(args: argparse.Namespace) -> dict:
     return {"matrix": rows, "decode_tokens_per_s": decode, "ok": all(r["in_process"]["ok"] and r["engine"]["ok"] for r in rows)}
 
 
-def decode_rates(engine_url: str) -> dict[str, float]:
+def decode_rates(engine_url: str, home: Path) -> dict[str, float]:
     """Decode tokens/s of one stream: llama.cpp's server beside the in-process fast path, on
     the same evidence-sized prompt, prefill excluded (a 1-token reply measures it)."""
     from hybrid import load_settings
@@ -284,7 +284,7 @@ def decode_rates(engine_url: str) -> dict[str, float]:
     _, prefill = engine_run(1)
     tokens, seconds = engine_run(160)
     rates = {"llama_cpp": round((tokens - 1) / max(1e-6, seconds - prefill), 1)}
-    settings = load_settings()
+    settings = load_settings(home=home)  # the servers' home: its fast-decoding build is theirs too
     generator = Generator.load(Adapters(settings).base_model_dir())
     generator.fast.start(background=False, cache_dir=settings.fast_decode_dir)
     generator.generate(messages, max_new_tokens=8)  # warm

@@ -78,7 +78,7 @@ def served(trained, tmp_path_factory: pytest.TempPathFactory):
     logs = tmp_path_factory.mktemp("engine-logs")
     with LlamaServer(embedded_gguf(), lora=lora, alias="house@v1", log=logs / "llama.log") as engine:
         port = free_port()
-        env = {**os.environ, "HYBRID_HOME": str(home), "HYBRID_MAX_NEW_TOKENS": "60", "HYBRID_ENGINE__RETRIES": "1"}
+        env = {**os.environ, "HYBRID_HOME": str(home), "HYBRID_MAX_NEW_TOKENS": "300", "HYBRID_ENGINE__RETRIES": "1"}
         command = [str(Path(sys.executable).with_name("hybrid")), "serve", "--port", str(port), "--engine", engine.url, "--json"]
         with (logs / "serve.log").open("w") as sink:
             server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=sink, text=True)
@@ -86,9 +86,14 @@ def served(trained, tmp_path_factory: pytest.TempPathFactory):
             ready = json.loads(server.stdout.readline() or "{}")
             assert ready.get("status") == "ready", (logs / "serve.log").read_text()[-2000:]
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while httpx.get(f"{base}/healthz", timeout=5).status_code != 200 and time.monotonic() < deadline:
-                time.sleep(0.5)
+            deadline = time.monotonic() + 60  # "ready" comes just before uvicorn listens
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=5).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.3)
             yield base, engine
         finally:
             server.terminate()
@@ -112,7 +117,7 @@ def test_serve_answers_refuses_and_streams_through_the_engine(served) -> None:
 def test_an_engine_stopped_mid_stream_is_a_clear_error(served) -> None:
     base, engine = served
     text = " ".join(["The crew reported that the engine lost power after takeoff and landed in a field."] * 6)
-    body = {"question": f"Rewrite this in our house style: {text}", "stream": True, "max_new_tokens": 400}
+    body = {"question": f"Rewrite this in our house style: {text}", "stream": True}  # up to 300 tokens
     with httpx.stream("POST", f"{base}/v1/query", json=body, timeout=120) as response:
         lines = response.iter_lines()
         first = next(line for line in lines if line.startswith("data: "))
