@@ -20,6 +20,13 @@ request is either served or told to come back, never lost.
 The server's gate is set with ``--max-concurrent``, ``--max-queue`` and ``--queue-timeout``
 (HYBRID_MAX_CONCURRENT, HYBRID_MAX_QUEUE, HYBRID_QUEUE_TIMEOUT for the server).
 
+    .venv/bin/python bench/load.py --engines 1,4,16 --seconds 60
+
+compares, at each client count and in one run, the in-process server (gate ``--max-concurrent``)
+with the same server and index generating on llama.cpp's server (llama-cpp-python's, the
+embedded SmolLM2 GGUF; gate as wide as the clients), and measures the decode tokens/s of one
+stream on each: a markdown table, or the JSON with --json.
+
 Progress goes to stderr; stdout gets the summary, or one JSON document with --json.
 """
 
@@ -253,8 +260,9 @@ def engine_matrix(args: argparse.Namespace) -> dict:
     work, env = prepare(args)
     counts = [int(c) for c in args.engines.split(",")]
     rows = []
-    with LlamaServer(embedded_gguf(), log=work / "llama.log") as engine:
-        log(f"llama.cpp server (llama-cpp-python) at {engine.url}")
+    native = Path(args.llama_server) if args.llama_server else None
+    with LlamaServer(embedded_gguf(), log=work / "llama.log", native=native, parallel=args.parallel) as engine:
+        log(f"llama.cpp server ({native or 'llama-cpp-python'}, --parallel {args.parallel}) at {engine.url}")
         decode = decode_rates(engine.url, Path(env["HYBRID_HOME"]))
         for clients in counts:
             local = measure(args, work, env, clients, args.max_concurrent)
@@ -262,7 +270,8 @@ def engine_matrix(args: argparse.Namespace) -> dict:
             ratio = remote["answers_per_min"] / local["answers_per_min"] if local["answers_per_min"] else None
             rows.append({"clients": clients, "in_process": local, "engine": remote,
                          "answers_ratio": round(ratio, 2) if ratio else None})
-    return {"matrix": rows, "decode_tokens_per_s": decode, "ok": all(r["in_process"]["ok"] and r["engine"]["ok"] for r in rows)}
+    engine_name = f"llama-server --parallel {args.parallel}" if native else "llama-cpp-python server"
+    return {"engine": engine_name, "matrix": rows, "decode_tokens_per_s": decode, "ok": all(r["in_process"]["ok"] and r["engine"]["ok"] for r in rows)}
 
 
 def decode_rates(engine_url: str, home: Path) -> dict[str, float]:
@@ -323,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-timeout", type=float, default=600, help="seconds to wait for the models to load")
     parser.add_argument("--engines", metavar="COUNTS", help="compare the in-process server with llama.cpp's server "
                         "at these client counts, e.g. 1,4,16 (each for --seconds)")
+    parser.add_argument("--llama-server", metavar="PATH", help="with --engines: llama.cpp's own llama-server "
+                        "executable instead of llama-cpp-python's server")
+    parser.add_argument("--parallel", type=int, default=8, help="with --llama-server: replies it batches at once")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     args = parser.parse_args(argv)
     if args.engines:
@@ -355,6 +367,7 @@ def matrix_text(summary: dict) -> str:
                      f"| {remote['answers_per_min']} | {remote['latency_s']['p50']} | {remote['latency_s']['p95']} "
                      f"| {row['answers_ratio']}x | {bad or 0} |")
     rates = summary["decode_tokens_per_s"]
+    lines.insert(0, f"engine: {summary['engine']}\n")
     lines.append(f"\ndecode tokens/s of one stream: llama.cpp {rates['llama_cpp']}, in-process {rates['in_process_fast']} "
                  f"(fast path: {rates['in_process_state']})")
     return "\n".join(lines)

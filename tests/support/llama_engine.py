@@ -38,22 +38,28 @@ class LlamaServer:
         lora: a GGUF LoRA adapter applied to every reply (``hybrid adapters export --for llama.cpp``).
         alias: the model name the server reports and accepts.
         threads: CPU threads for decoding.
+        native: llama.cpp's own ``llama-server`` executable to run instead of llama-cpp-python's
+            server (bench/load.py --llama-server): it batches ``parallel`` replies at once.
     """
 
     def __init__(self, gguf: Path, *, lora: Path | None = None, alias: str = "base", threads: int = 2,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, native: Path | None = None, parallel: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.log = log
-        self.command = [
-            sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
-            "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "4096", "--n_threads", str(threads),
-            "--n_threads_batch", str(threads), "--logits_all", "False",
-            # A new request must not cut the reply in progress short (the server's default does).
-            "--interrupt_requests", "False",
-        ]
-        if lora is not None:
-            self.command += ["--lora_path", str(lora)]
+        if native is not None:
+            self.command = [
+                str(native), "-m", str(gguf), "-a", alias, "--host", "127.0.0.1", "--port", str(self.port),
+                "-t", str(threads), "--parallel", str(parallel), "-c", str(4096 * parallel), "--repeat-penalty", "1.1",
+            ] + (["--lora", str(lora)] if lora is not None else [])
+        else:
+            self.command = [
+                sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
+                "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "4096", "--n_threads", str(threads),
+                "--n_threads_batch", str(threads), "--logits_all", "False",
+                # A new request must not cut the reply in progress short (the server's default does).
+                "--interrupt_requests", "False",
+            ] + (["--lora_path", str(lora)] if lora is not None else [])
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120) -> LlamaServer:
