@@ -10,8 +10,9 @@ a request may ask for (``hybrid.limits``). The ranking policy is ``hybrid.retrie
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import ingest
 from hybrid import retrieval
@@ -116,25 +117,13 @@ class Collection:
                 self._index.close()
                 self._index = None
 
-    def ingest(
-        self,
-        paths: Sequence[str | Path],
-        *,
-        prune: bool = False,
-        progress: Callable[[str], None] | None = None,
-        on_progress: Callable[[ingest.IngestProgress], None] | None = None,
-    ) -> ingest.IngestReport:
-        """Add, update (and with ``prune`` remove) PDFs; incremental by content hash (``Pipeline.ingest``)."""
+    def ingest(self, paths: Sequence[str | Path], **options: Any) -> ingest.IngestReport:
+        """Add, update (and with ``prune`` remove) PDFs; incremental by content hash. ``options``
+        are ``ingest.ingest_paths``'s: ``prune``, ``progress``, ``on_progress`` (``Pipeline.ingest``).
+        The embedder's model loads only if a file needs embedding; an open index notices the new
+        generation and reloads by itself."""
         with leaf_errors():
-            return ingest.ingest_paths(
-                paths,
-                self.settings.index_dir,
-                self._lazy_embedder(),  # loads the model only if a file needs embedding
-                self.settings.ingest,
-                prune=prune,
-                progress=progress,
-                on_progress=on_progress,
-            )  # an open Index notices the new generation and reloads by itself
+            return ingest.ingest_paths(paths, self.settings.index_dir, self._lazy_embedder(), self.settings.ingest, **options)
 
     def documents(self) -> list[dict]:
         """The stored documents: ``[{"source", "sha256", "pages", "chunks"}]``, by source."""
@@ -146,21 +135,14 @@ class Collection:
         with leaf_errors():
             return ingest.remove_documents(self.index(), paths)
 
-    def search(
-        self,
-        query: str,
-        *,
-        k: int | None = None,
-        sources: Sequence[str] | None = None,
-        pages: tuple[int | None, int | None] | None = None,
-    ) -> list[ingest.Hit]:
-        """The ``k`` passages that best match ``query``, best first (``Pipeline.search``)."""
+    def search(self, query: str, *, k: int | None = None, **filters: Any) -> list[ingest.Hit]:
+        """The ``k`` passages that best match ``query``, best first; ``filters`` are
+        ``hybrid.retrieval.search``'s ``sources`` and ``pages`` (``Pipeline.search``)."""
         query = checked_text(query, "query")
         k = checked_k(self.settings.k if k is None else k)
         reranker = self.reranker()
         with leaf_errors():
-            return retrieval.search(self.index(), query, k=k, config=self.settings.search, reranker=reranker,
-                                    sources=sources, pages=pages)
+            return retrieval.search(self.index(), query, k=k, config=self.settings.search, reranker=reranker, **filters)
 
 
 def checked_text(text: str, what: str) -> str:

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -20,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from hybrid.cli import main
+from hybrid.demo import _wait_ready as wait_ready
 from tests.support.llama_engine import LlamaServer, embedded_gguf, free_port
 
 pytestmark = pytest.mark.slow
@@ -86,14 +86,7 @@ def served(trained, tmp_path_factory: pytest.TempPathFactory):
             ready = json.loads(server.stdout.readline() or "{}")
             assert ready.get("status") == "ready", (logs / "serve.log").read_text()[-2000:]
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60  # "ready" comes just before uvicorn listens
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=5).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.3)
+            wait_ready(base, server, timeout=60)  # "ready" comes just before uvicorn listens
             yield base, engine
         finally:
             server.terminate()
