@@ -317,7 +317,8 @@ def _events(response: httpx.Response) -> Iterator[dict]:
             yield _DONE
             return
         if payload:
-            yield _json_or_text(payload) if payload.startswith("{") else {"error": payload}
+            data = _json_or_text(payload)
+            yield data if isinstance(data, dict) else {"error": payload}  # not an OpenAI chunk
 
 
 def _json_or_text(text: str) -> Any:
