@@ -21,7 +21,6 @@ the reply starts are retried ``engine.retries`` times.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 
 from hybrid.errors import HybridError, NotReadyError
+from hybrid.wire import DONE, RETRY_AFTER_S, chat_url, error_message, events, json_or_text, retry_seconds
 
 if TYPE_CHECKING:
     from hybrid.config import EngineSettings
@@ -45,9 +45,6 @@ logger = logging.getLogger("hybrid")
 CHARS_PER_TOKEN = 4
 # Seconds between the retries of a connection that failed before the reply started.
 RETRY_BACKOFF_S = 0.5
-# What Retry-After says when the engine is unreachable and did not say itself.
-RETRY_AFTER_S = 5
-_DONE: dict = {}  # the [DONE] event, told apart by identity
 
 
 class Generator(Protocol):
@@ -217,15 +214,15 @@ class EngineGenerator:
         self._touch(key)
         finished = False  # [DONE] or a finish_reason came: the engine ended the reply itself
         try:
-            for data in _events(response):
+            for data in events(response):
                 if cancel is not None and cancel.is_set():
                     return
                 self._touch(key)
-                if data is _DONE:
+                if data is DONE:
                     finished = True
                     break
                 if "error" in data:
-                    raise EngineError(f"the engine failed mid-reply: {_message(data['error'])}")
+                    raise EngineError(f"the engine failed mid-reply: {error_message(data['error'])}")
                 usage = data.get("usage") or {}
                 reply.prompt_tokens = usage.get("prompt_tokens", reply.prompt_tokens)
                 reply.completion_tokens = usage.get("completion_tokens", reply.completion_tokens)
@@ -289,60 +286,12 @@ class EngineGenerator:
         )
 
     def _refused(self, status: int, text: str, headers: httpx.Headers) -> HybridError:
-        message = _message(_json_or_text(text))
+        message = error_message(json_or_text(text))
         if status in (429, 503):
             error: HybridError = EngineUnavailableError(f"the engine at {self.url} is busy ({status}): {message}")
-            error.retry_after = _seconds(headers.get("retry-after"))
+            error.retry_after = retry_seconds(headers.get("retry-after"))
             return error
         return EngineError(f"the engine at {self.url} answered {status} for model {self.model!r}: {message}")
 
 
-def chat_url(url: str) -> str:
-    """``.../v1/chat/completions`` for an engine's base URL, with or without ``/v1``."""
-    url = url.rstrip("/")
-    if url.endswith("/chat/completions"):
-        return url
-    return f"{url}/chat/completions" if url.endswith("/v1") else f"{url}/v1/chat/completions"
-
-
-def _events(response: httpx.Response) -> Iterator[dict]:
-    """The JSON of each server-sent ``data:`` event, until ``[DONE]``."""
-    for line in response.iter_lines():
-        if not line.startswith("data:"):
-            if line.startswith("error:"):  # llama-server's form of a failure mid-stream
-                yield {"error": _json_or_text(line[6:].strip())}
-            continue
-        payload = line[5:].strip()
-        if payload == "[DONE]":
-            yield _DONE
-            return
-        if payload:
-            data = _json_or_text(payload)
-            yield data if isinstance(data, dict) else {"error": payload}  # not an OpenAI chunk
-
-
-def _json_or_text(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _message(error: Any) -> str:
-    """The engine's error message from ``{"error": {"message": ...}}`` or its variants."""
-    if isinstance(error, dict):
-        inner = error.get("error", error)
-        if isinstance(inner, dict):
-            return str(inner.get("message") or inner)[:500]
-        return str(inner)[:500]
-    return str(error).strip()[:500] or "no message"
-
-
-def _seconds(value: str | None) -> int:
-    try:
-        return max(1, int(float(value))) if value else RETRY_AFTER_S
-    except ValueError:
-        return RETRY_AFTER_S
-
-
-__all__ = ["EngineError", "EngineGenerator", "Generator", "EngineTimeoutError", "EngineUnavailableError", "chat_url"]
+__all__ = ["EngineError", "EngineGenerator", "EngineTimeoutError", "EngineUnavailableError", "Generator", "chat_url"]
