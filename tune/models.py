@@ -71,7 +71,7 @@ def resolve_base_model(
     )
 
 
-def _embedded_gguf() -> Path:
+def embedded_gguf() -> Path:
     spec = importlib.util.find_spec(WHEEL_PACKAGE)  # locates the package without importing it
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
     for location in locations:
@@ -84,7 +84,7 @@ def _embedded_gguf() -> Path:
 
 
 def _embedded_default(cache_dir: Path, progress: Callable[[str], None] | None) -> Path:
-    gguf = _embedded_gguf()
+    gguf = embedded_gguf()
     target = cache_dir / DEFAULT_BASE_MODEL
     source = {"gguf": str(gguf), "size": gguf.stat().st_size}
     marker = target / MARKER_FILE

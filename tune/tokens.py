@@ -65,12 +65,12 @@ def load_tokenizer(spec: str | Path | None, cache_dir: str | Path, *, allow_down
 
 def _embedded_tokenizer_dir(cache_dir: Path) -> Path:
     """A directory with the embedded model's tokenizer files: its converted copy, or our own."""
-    from tune.models import DEFAULT_BASE_MODEL, MARKER_FILE, _embedded_gguf
+    from tune.models import DEFAULT_BASE_MODEL, MARKER_FILE, embedded_gguf
 
     converted = cache_dir / DEFAULT_BASE_MODEL
     if (converted / MARKER_FILE).is_file():
         return converted
-    gguf = _embedded_gguf()
+    gguf = embedded_gguf()
     target = cache_dir / _TOKENIZER_CACHE / DEFAULT_BASE_MODEL
     source = {"gguf": str(gguf), "size": gguf.stat().st_size}
     try:

