@@ -1,7 +1,7 @@
 """The document collection: its index, the models that search it, ingest and search.
 
 ``Collection`` owns what retrieval needs under one ``Settings``: the embedder (the one the
-index was built with, unless the user chose one), the index at ``settings.index_dir``, the
+index was built with, unless the user chose one), the index at ``settings.index_location`` (a directory or a PostgreSQL URL), the
 optional cross-encoder, each loaded once and shared by every request, and the checks on what
 a request may ask for (``hybrid.limits``). The ranking policy is ``hybrid.retrieval``'s.
 ``Pipeline`` composes it with the generators and the adapters.
@@ -22,7 +22,7 @@ from hybrid.limits import K_MAX, K_MIN, MAX_QUESTION_CHARS
 
 
 class Collection:
-    """The index at ``settings.index_dir`` and its models. Thread-safe.
+    """The index at ``settings.index_location`` and its models. Thread-safe.
 
     Args:
         embedder: an ``ingest.Embedder`` to use instead of loading ``settings.embedder``.
@@ -31,7 +31,7 @@ class Collection:
     def __init__(self, settings: Settings, *, embedder: ingest.Embedder | None = None) -> None:
         self.settings = settings
         self._embedder = embedder
-        self._index: ingest.Index | None = None
+        self._index: ingest.Index | ingest.PgIndex | None = None
         self._reranker: ingest.Reranker | None = None
         self._lock = threading.Lock()  # guards the index, held only briefly
         self._load_lock = threading.Lock()  # one reranker load at a time
@@ -61,7 +61,7 @@ class Collection:
         if "embedder" in self.settings.model_fields_set:
             return self.settings.embedder
         try:
-            return ingest.read_manifest(self.settings.index_dir)["embedder"]
+            return ingest.read_manifest(self.settings.index_location)["embedder"]
         except ingest.IndexNotFoundError:
             return self.settings.embedder
 
@@ -77,7 +77,7 @@ class Collection:
         with leaf_errors():
             spec = self._embedder_spec()
             try:
-                recorded = ingest.read_manifest(self.settings.index_dir)
+                recorded = ingest.read_manifest(self.settings.index_location)
             except ingest.IndexNotFoundError:
                 recorded = {}
         name, dim = recorded.get("embedder"), recorded.get("dim")
@@ -85,13 +85,13 @@ class Collection:
             return ingest.LazyEmbedder(lambda: self.embedder, name=name, dim=dim)
         return ingest.LazyEmbedder(lambda: self.embedder)  # a new index, or another embedder
 
-    def index(self) -> ingest.Index:
+    def index(self) -> ingest.Index | ingest.PgIndex:
         """The index, opened once (it sees later ingests by itself)."""
         if self._index is None:
             embedder = self._lazy_embedder()
             with self._lock, leaf_errors():
                 if self._index is None:
-                    self._index = ingest.Index.open(self.settings.index_dir, embedder)
+                    self._index = ingest.open_index(self.settings.index_location, embedder)
         return self._index
 
     def reload(self) -> int:
@@ -123,7 +123,7 @@ class Collection:
         The embedder's model loads only if a file needs embedding; an open index notices the new
         generation and reloads by itself."""
         with leaf_errors():
-            return ingest.ingest_paths(paths, self.settings.index_dir, self._lazy_embedder(), self.settings.ingest, **options)
+            return ingest.ingest_paths(paths, self.settings.index_location, self._lazy_embedder(), self.settings.ingest, **options)
 
     def documents(self) -> list[dict]:
         """The stored documents: ``[{"source", "sha256", "pages", "chunks"}]``, by source."""

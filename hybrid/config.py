@@ -32,6 +32,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+import ingest
 from hybrid.errors import ConfigError
 from hybrid.limits import K_MAX, K_MIN, MAX_NEW_TOKENS
 from ingest import IngestConfig, IngestConfigError, SearchConfig
@@ -90,7 +91,12 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(DEFAULT_HOME, description="Where indexes, adapters and model caches live.")
-    index: Path | None = Field(None, description="Index directory; default: HOME/index.")
+    index: Path | None = Field(None, description="Index directory; default: HOME/index. A PostgreSQL URL here sets `store`.")
+    store: str | None = Field(
+        None,
+        description="A PostgreSQL URL (postgresql://...): keep the index in PostgreSQL with pgvector, shared by every "
+        "server that names it, instead of in the index directory. `--index URL` sets it too.",
+    )
     embedder: str = Field("all-MiniLM-L6-v2", description="Embedding model: the embedded default, a HF id or a directory.")
     base_model: str = Field("SmolLM2-135M-Instruct", description="Generator base model: the embedded default, a HF id or a directory.")
     adapter: str = Field(
@@ -172,6 +178,26 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return self
 
+    @model_validator(mode="before")
+    @classmethod
+    def _index_url(cls, data: Any) -> Any:
+        """``index = "postgresql://..."`` (``--index URL``) names the PostgreSQL store; an index
+        directory given beside a ``store`` wins over it."""
+        if isinstance(data, dict) and data.get("index") is not None:
+            data = dict(data)
+            if ingest.is_postgres(str(data["index"])):
+                data["store"] = str(data.pop("index"))
+            else:
+                data["store"] = None
+        return data
+
+    @field_validator("store", mode="after")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        if value is not None and not ingest.is_postgres(value):
+            raise ValueError(f"store must be a PostgreSQL URL (postgresql://USER@HOST/DB), not {value!r}")
+        return value.strip() if value is not None else None
+
     @field_validator("home", "index", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
@@ -192,6 +218,16 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.index if self.index is not None else self.home / "index"
+
+    @property
+    def index_location(self) -> Path | str:
+        """Where the index lives: the ``store`` URL, else the index directory."""
+        return self.store if self.store is not None else self.index_dir
+
+    @property
+    def index_description(self) -> str:
+        """The index location for messages and logs (a URL without its password)."""
+        return ingest.describe(self.index_location)
 
     @property
     def adapters_dir(self) -> Path:

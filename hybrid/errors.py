@@ -60,8 +60,20 @@ class NotReadyError(HybridError):
     status = 503
 
 
+class UnavailableError(HybridError):
+    """A service the answer needs is down: the index's database (a PostgreSQL store)."""
+
+    code = "unavailable"
+    status = 503
+    retry_after = 5
+
+
 # The status of a leaf error, by its declared code: what is not here is the caller's bad input.
-LEAF_STATUS: dict[str, type[HybridError]] = {"not_found": NotFoundError, "conflict": ConflictError}
+LEAF_STATUS: dict[str, type[HybridError]] = {
+    "not_found": NotFoundError,
+    "conflict": ConflictError,
+    "index_unavailable": UnavailableError,
+}
 
 
 class LeafError(Protocol):

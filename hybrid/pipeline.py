@@ -64,7 +64,7 @@ class Pipeline:
         return self.collection.embedder
 
     def index(self) -> ingest.Index:
-        """The index at ``settings.index_dir``, opened once (it sees later ingests by itself)."""
+        """The index at ``settings.index_location``, opened once (it sees later ingests by itself)."""
         return self.collection.index()
 
     def reranker(self) -> ingest.Reranker | None:

@@ -14,12 +14,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import ingest
 from hybrid.collection import Collection
 from hybrid.context import ContextReport, Search, check_pairing, pair_with_context
 from hybrid.errors import leaf_errors
 
 if TYPE_CHECKING:
-    import ingest
     import tune
     from hybrid.adapters import Adapters
     from hybrid.config import Settings
@@ -51,13 +51,17 @@ def tune_with_context(
     if options.get("max_length") is None:
         options["max_length"] = max(settings.tune.max_length, CONTEXT_MAX_LENGTH)
     seed = options.get("seed")
-    index_dir = Path(index).expanduser().resolve()
-    source = Collection(settings.model_copy(update={"index": index_dir}), embedder=embedder)
+    if ingest.is_postgres(str(index)):
+        index_dir, update = str(index).strip(), {"store": str(index).strip()}
+    else:
+        index_dir = str(Path(index).expanduser().resolve())
+        update = {"index": Path(index_dir), "store": None}
+    source = Collection(settings.model_copy(update=update), embedder=embedder)
     try:
         augment = ContextAugment(
             lambda question, k: source.search(question, k=k),
             source.index(),
-            index_dir=str(index_dir),
+            index_dir=index_dir,
             passages=settings.k,
             distractors=settings.k // 2,
             seed=settings.tune.seed if seed is None else seed,

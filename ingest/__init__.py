@@ -1,7 +1,8 @@
 """ingest: PDFs in, a searchable index out.
 
 Load the text of each page (pypdf), cut pages into overlapping chunks, embed the chunks, and
-store them in an index directory (SQLite for the records and vectors, FAISS for search).
+store them in an index: a directory (SQLite for the records and vectors, FAISS for search), or
+a PostgreSQL database with pgvector that many servers share (``open_index("postgresql://...")``).
 A leaf package: it imports neither `hybrid`, `tune` nor `serve`.
 
     from ingest import Index, ingest_paths, load_embedder
@@ -24,12 +25,13 @@ from ingest.errors import (
     IndexBusyError,
     IndexMismatchError,
     IndexNotFoundError,
+    IndexUnavailableError,
     IngestConfigError,
     IngestError,
     PdfReadFailure,
     SearchFilterError,
 )
-from ingest.manifest import read_manifest
+from ingest.location import describe, is_postgres, open_index, read_manifest
 from ingest.rank import MAX_PAGE
 from ingest.records import Chunk, FileFailure, Hit, IngestProgress, IngestReport, Page
 
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
         load_embedder,
     )
     from ingest.pipeline import ingest_paths
+    from ingest.postgres import PgIndex
     from ingest.remove import remove_documents
     from ingest.rerank import Reranker
     from ingest.store import Index
@@ -59,6 +62,7 @@ _LAZY = {
     "remove_documents": "ingest.remove",
     "Reranker": "ingest.rerank",
     "Index": "ingest.store",
+    "PgIndex": "ingest.postgres",
 }
 
 
@@ -81,6 +85,7 @@ __all__ = [
     "IndexBusyError",
     "IndexMismatchError",
     "IndexNotFoundError",
+    "IndexUnavailableError",
     "IngestConfig",
     "IngestConfigError",
     "IngestError",
@@ -89,13 +94,17 @@ __all__ = [
     "LazyEmbedder",
     "Page",
     "PdfReadFailure",
+    "PgIndex",
     "Reranker",
     "SearchConfig",
     "SearchFilterError",
     "SentenceTransformerEmbedder",
+    "describe",
     "embedder_name",
     "ingest_paths",
+    "is_postgres",
     "load_embedder",
+    "open_index",
     "read_manifest",
     "remove_documents",
 ]

@@ -60,3 +60,9 @@ class SearchFilterError(IngestError):
     """A search filter is invalid or names no indexed document (`--source`, page range)."""
 
     code = "search_filter"
+
+
+class IndexUnavailableError(IngestError):
+    """The index's database cannot be reached (a PostgreSQL store that is down or refuses us)."""
+
+    code = "index_unavailable"

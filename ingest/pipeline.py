@@ -16,7 +16,7 @@ from ingest.files import file_sha256, file_size, find_pdfs
 from ingest.ocr import find_tesseract
 from ingest.parse import Reader
 from ingest.records import Chunk, FileFailure, IngestProgress, IngestReport
-from ingest.store import Index
+from ingest.location import open_index
 from ingest.writer import IndexWriter
 
 Progress = Callable[[str], None]
@@ -47,7 +47,7 @@ def ingest_paths(
 
     Args:
         paths: PDF files and folders (searched recursively for *.pdf).
-        index_dir: the index directory; created if missing.
+        index_dir: the index directory, or a PostgreSQL URL (``postgresql://...``); created if missing.
         embedder: must match the embedder the index was built with.
         config: chunking and batching; defaults to `IngestConfig()`.
         prune: remove documents whose file no longer exists on disk.
@@ -77,7 +77,7 @@ def ingest_paths(
         report.warnings.append("no PDF files found in the given paths")
     if files or prune:
         try:
-            index = Index.open(index_dir, embedder, create=bool(files))
+            index = open_index(index_dir, embedder, create=bool(files))
         except IndexNotFoundError:
             index = None  # pruning an index that does not exist: nothing to do
         if index is not None:

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ingest.config import IngestConfig
+from ingest.postgres import PgIndex
 from ingest.store import Index
 
 
-def remove_documents(index: Index, paths: Sequence[str | Path]) -> list[str]:
+def remove_documents(index: Index | PgIndex, paths: Sequence[str | Path]) -> list[str]:
     """Remove the stored documents at ``paths`` (files, or folders: everything below them).
 
     The files need not exist any more. One transaction: all or nothing.

@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
         # Loading takes seconds (embedder, index, generator): off the event loop.
         await run_in_threadpool(app.state.pipeline.load)
         app.state.ready = True
-        logger.info("hybrid ready: index %s", resolved.index_dir)
+        logger.info("hybrid ready: index %s", resolved.index_description)
         yield
         app.state.ready = False
         app.state.pipeline.close()

@@ -98,3 +98,21 @@ def pipeline(home: Path, corpus_dir: Path, fake_embedder):
     report = pipe.ingest([corpus_dir])
     assert report.files_added == 3
     return pipe
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A real PostgreSQL with pgvector for the whole session; its URL (one database)."""
+    from tests.support.postgres import start_server
+
+    server = start_server(tmp_path_factory.mktemp("pg"))
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A URL of the session's PostgreSQL whose tables go into a schema of this test's own."""
+    from tests.support.postgres import fresh_url
+
+    return fresh_url(postgres_server)

@@ -23,7 +23,11 @@ OK, FAILURE, USAGE, PARTIAL = 0, 1, 2, 3
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout.")
 index_option = click.option(
-    "--index", type=click.Path(file_okay=False), default=None, help="Index directory [default: $HYBRID_HOME/index]."
+    "--index",
+    metavar="DIR|URL",
+    default=None,
+    help="Index directory, or a PostgreSQL URL (postgresql://USER@HOST/DB) shared by many servers "
+    "[default: the store setting, else $HYBRID_HOME/index].",
 )
 allow_download_option = click.option(
     "--allow-download", is_flag=True, default=None, help="Let model loading reach a model hub (default: offline)."

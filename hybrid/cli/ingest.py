@@ -41,7 +41,7 @@ def ingest(
     settings = settings_from(
         index=index, embedder=embedder, allow_download=allow_download, ingest={"ocr": True} if ocr else None
     )
-    log(f"ingesting into {settings.index_dir}")
+    log(f"ingesting into {settings.index_description}")
     show_bar = sys.stderr.isatty() if progress is None else progress
     with ProgressBar(enabled=show_bar) as bar:
         report = Pipeline(settings).ingest(list(paths), prune=prune, progress=bar.write, on_progress=bar.update)

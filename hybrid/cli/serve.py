@@ -47,7 +47,7 @@ def serve(
     from hybrid.pipeline import Pipeline
     from serve import create_app, run
 
-    log(f"loading models (index {settings.index_dir})")
+    log(f"loading models (index {settings.index_description})")
     pipeline = Pipeline(settings, serving=True)  # fast_decode "auto": built in the background
     pipeline.load()  # fail here with one clear line (no index, unknown adapter), not in uvicorn
     url = f"http://{host}:{port}"

@@ -74,8 +74,8 @@ class _TuneGroup(click.Group):
 @click.option("--input-column", default=None, help="CSV: the column holding the input.")
 @click.option("--output-column", default=None, help="CSV: the column holding the house-style output.")
 @click.option(
-    "--with-context", "with_context", metavar="INDEX", type=click.Path(file_okay=False), default=None,
-    help="Train on the answer prompt: each example with passages from this index and citations (RAFT).",
+    "--with-context", "with_context", metavar="DIR|URL", default=None,
+    help="Train on the answer prompt: each example with passages from this index (a directory or a PostgreSQL URL) and citations (RAFT).",
 )
 @allow_download_option
 @json_option

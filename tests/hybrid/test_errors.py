@@ -11,6 +11,7 @@ from hybrid.errors import (
     BadRequestError,
     ConflictError,
     NotFoundError,
+    UnavailableError,
     from_leaf,
     leaf_errors,
 )
@@ -27,6 +28,7 @@ CODES = {
     "IngestConfigError": ("ingest_config", BadRequestError),
     "IndexBusyError": ("conflict", ConflictError),
     "SearchFilterError": ("search_filter", BadRequestError),
+    "IndexUnavailableError": ("index_unavailable", UnavailableError),
     "OcrError": ("ocr", BadRequestError),
     "TuneError": ("tune", BadRequestError),
     "DataError": ("data", BadRequestError),
@@ -101,6 +103,7 @@ FACES = {
     "NotFoundError": ("not_found", 404, 1),
     "ConflictError": ("conflict", 409, 1),
     "NotReadyError": ("not_ready", 503, 1),
+    "UnavailableError": ("unavailable", 503, 1),
 }
 
 
