@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import ingest
 import tune
 from hybrid.config import DEFAULT_ADAPTER_NAME, Settings
 from hybrid.errors import BadRequestError, NotFoundError, leaf_errors
@@ -23,7 +24,14 @@ class Adapters:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.registry = tune.AdapterRegistry(settings.adapters_dir)
+        # With a PostgreSQL store, which version each name stands for lives in its database, so
+        # every server of the store answers with the adapter activated through any of them.
+        # A name never activated there keeps the active.json it had before the move to PostgreSQL.
+        shared = None
+        if settings.store is not None:
+            files = tune.ActiveFiles(settings.adapters_dir)
+            shared = tune.FirstOf(ingest.SharedState(settings.store, "adapter"), files)
+        self.registry = tune.AdapterRegistry(settings.adapters_dir, shared)
 
     @property
     def root(self) -> Path:
@@ -286,3 +294,4 @@ def base_of(adapter: tune.AdapterVersion) -> str | None:
     if recorded and Path(recorded).is_dir():
         return recorded
     return adapter.meta.base_model
+

@@ -10,7 +10,7 @@ a request may ask for (``hybrid.limits``). The ranking policy is ``hybrid.retrie
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,14 @@ class Collection:
         generation and reloads by itself."""
         with leaf_errors():
             return ingest.ingest_paths(paths, self.settings.index_location, self._lazy_embedder(), self.settings.ingest, **options)
+
+    def migrate(self, target: str, progress: Callable[[str], None] | None = None) -> ingest.MigrateReport:
+        """Copy the embedded index at ``settings.index_dir`` into the PostgreSQL index at ``target``
+        (``ingest.migrate_index``: the stored vectors, nothing embedded again)."""
+        if not ingest.is_postgres(target):
+            raise BadRequestError(f"migrate copies into PostgreSQL: give a postgresql:// URL, not {target!r}")
+        with leaf_errors():
+            return ingest.migrate_index(self.settings.index_dir, target, progress=progress)
 
     def documents(self) -> list[dict]:
         """The stored documents: ``[{"source", "sha256", "pages", "chunks"}]``, by source."""

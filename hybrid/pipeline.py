@@ -140,6 +140,10 @@ class Pipeline:
         """Remove the documents at ``paths`` (files or folders) from the index; returns their sources."""
         return self.collection.remove(paths)
 
+    def migrate(self, target: str, progress: Callable[[str], None] | None = None) -> ingest.MigrateReport:
+        """Copy the embedded index into the PostgreSQL index at ``target`` (``hybrid migrate``)."""
+        return self.collection.migrate(target, progress)
+
     def search(
         self,
         query: str,

@@ -44,7 +44,9 @@ if TYPE_CHECKING:
         embedder_name,
         load_embedder,
     )
+    from ingest.migrate import MigrateReport, migrate_index
     from ingest.pipeline import ingest_paths
+    from ingest.pg_state import SharedState
     from ingest.postgres import PgIndex
     from ingest.remove import remove_documents
     from ingest.rerank import Reranker
@@ -59,10 +61,13 @@ _LAZY = {
     "embedder_name": "ingest.embed",
     "load_embedder": "ingest.embed",
     "ingest_paths": "ingest.pipeline",
+    "MigrateReport": "ingest.migrate",
+    "migrate_index": "ingest.migrate",
     "remove_documents": "ingest.remove",
     "Reranker": "ingest.rerank",
     "Index": "ingest.store",
     "PgIndex": "ingest.postgres",
+    "SharedState": "ingest.pg_state",
 }
 
 
@@ -92,6 +97,7 @@ __all__ = [
     "IngestProgress",
     "IngestReport",
     "LazyEmbedder",
+    "MigrateReport",
     "Page",
     "PdfReadFailure",
     "PgIndex",
@@ -104,6 +110,7 @@ __all__ = [
     "ingest_paths",
     "is_postgres",
     "load_embedder",
+    "migrate_index",
     "open_index",
     "read_manifest",
     "remove_documents",

@@ -103,6 +103,25 @@ def documents(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return [{"source": s, "sha256": h, "pages": p, "chunks": c} for s, h, p, c in rows]
 
 
+def document_rows(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every stored document's row, by source: what a copy of the index needs."""
+    rows = conn.execute(
+        "SELECT source, sha256, pages, chunks, ingested_at, chunk_size, chunk_overlap FROM documents ORDER BY source"
+    )
+    keys = ("source", "sha256", "pages", "chunks", "ingested_at", "chunk_size", "chunk_overlap")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def chunks_of(conn: sqlite3.Connection, source: str, dim: int) -> tuple[list[Chunk], np.ndarray]:
+    """One document's chunks, in stored order, and their vectors (n, dim)."""
+    rows = conn.execute(
+        "SELECT chunk_id, source, page, text, vector FROM chunks WHERE source = ? ORDER BY id", (source,)
+    ).fetchall()
+    chunks = [Chunk(chunk_id=r[0], source=r[1], page=r[2], text=r[3]) for r in rows]
+    vectors = np.frombuffer(b"".join(r[4] for r in rows), dtype="<f4").reshape(len(rows), dim)
+    return chunks, vectors
+
+
 def document_sha(conn: sqlite3.Connection, source: str) -> str | None:
     row = conn.execute("SELECT sha256 FROM documents WHERE source = ?", (source,)).fetchone()
     return row[0] if row else None

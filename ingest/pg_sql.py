@@ -3,7 +3,7 @@
 pgvector holds the vectors (an HNSW index for inner product: the embeddings are normalised, so
 it ranks by cosine), PostgreSQL's full-text search the keywords (a generated ``tsvector`` column
 with a GIN index, ranked by ``ts_rank_cd``), and the tables mirror the embedded store's:
-``hybrid_meta``, ``hybrid_documents``, ``hybrid_chunks``. Every name starts with ``hybrid_`` so
+``hybrid_meta``, ``hybrid_documents``, ``hybrid_chunks`` (and ``hybrid_state``, ``ingest.pg_state``). Every name starts with ``hybrid_`` so
 the store can share a database; two indexes in one database use two schemas
 (``?options=-csearch_path%3Dteam_a`` in the URL).
 """
@@ -84,8 +84,6 @@ def schema(dim: int) -> list[str]:
         "CREATE INDEX IF NOT EXISTS hybrid_chunks_source ON hybrid_chunks (source, page)",
         "CREATE INDEX IF NOT EXISTS hybrid_chunks_tsv ON hybrid_chunks USING gin (tsv)",
         "CREATE INDEX IF NOT EXISTS hybrid_chunks_embedding ON hybrid_chunks USING hnsw (embedding vector_ip_ops)",
-        """CREATE TABLE IF NOT EXISTS hybrid_adapter_state (
-            name text PRIMARY KEY, state jsonb NOT NULL)""",
     ]
 
 
@@ -98,7 +96,8 @@ def vector_text(vector: np.ndarray) -> str:
 
 def read_meta(conn: Any) -> dict[str, Any]:
     """All metadata; empty when the store has no tables yet."""
-    exists = conn.execute("SELECT to_regclass('hybrid_meta') IS NOT NULL").fetchone()[0]
+    # In this schema only: with search_path "team_a, public", public's tables are not ours.
+    exists = conn.execute("SELECT to_regclass(quote_ident(current_schema()) || '.hybrid_meta') IS NOT NULL").fetchone()[0]
     if not exists:
         return {}
     return {key: value for key, value in conn.execute("SELECT key, value FROM hybrid_meta")}

@@ -23,11 +23,11 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ingest import db, keyword, pg_sql
-from ingest.config import SEARCH_MODES, IngestConfig
+from ingest.config import IngestConfig
 from ingest.embed import Embedder, embed_texts
-from ingest.errors import IndexBusyError, IndexNotFoundError, IndexUnavailableError, IngestError, SearchFilterError
+from ingest.errors import IndexBusyError, IndexNotFoundError, IndexUnavailableError, IngestError
 from ingest.manifest import build_manifest, check_meta, initial_meta, now
-from ingest.rank import check_pages, match_sources, reciprocal_rank_fusion
+from ingest.rank import check_pages, check_search, reciprocal_rank_fusion, require_sources
 from ingest.records import Chunk, Hit
 
 log = logging.getLogger(__name__)
@@ -133,12 +133,7 @@ class PgIndex:
         keyword_weight: float = 0.5,
     ) -> list[Hit]:
         """The k chunks that best answer ``query``, best first: as ``ingest.store.Index.search``."""
-        if k < 1:
-            raise IngestError(f"k must be at least 1, got {k}")
-        if candidates < 1:
-            raise IngestError(f"candidates must be at least 1, got {candidates}")
-        if mode not in SEARCH_MODES:
-            raise IngestError(f"unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}")
+        check_search(k, candidates, mode)
         pages = check_pages(pages)
         if len(self) == 0:
             return []
@@ -147,7 +142,7 @@ class PgIndex:
 
         def run(conn: Any) -> list[Hit]:
             with conn.transaction():  # one snapshot for every ranking and the rows they name
-                matched = None if sources is None else self._match_sources(conn, sources)
+                matched = None if sources is None else require_sources(sources, [d["source"] for d in pg_sql.documents(conn)])
                 where, args = pg_sql.filter_sql(matched, pages)
                 rankings, weights = [], []
                 if mode != "keyword":
@@ -169,16 +164,6 @@ class PgIndex:
             return [by_id[row] for row in rows if row in by_id]
 
         return self._read(run)
-
-    def _match_sources(self, conn: Any, patterns: Sequence[str]) -> list[str]:
-        found = match_sources(patterns, [d["source"] for d in pg_sql.documents(conn)])
-        if not found:
-            raise SearchFilterError(
-                f"no indexed document matches the source filter {', '.join(map(repr, patterns))}; "
-                "give a path, a file name or a glob such as '*report*' "
-                "(`hybrid docs list` shows what is indexed)"
-            )
-        return found
 
     @contextmanager
     def writer(self, config: IngestConfig) -> Iterator[PgWriter]:
@@ -266,13 +251,28 @@ class PgWriter:
         self._conn.execute("DELETE FROM hybrid_documents WHERE source = %s", (source,))
         self.changed = True
 
-    def put(self, source: str, sha256: str, pages: int, chunks: list[Chunk], vectors: np.ndarray) -> None:
-        """Store a document, replacing any earlier version of the same source."""
+    def put(
+        self,
+        source: str,
+        sha256: str,
+        pages: int,
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        recorded: dict[str, Any] | None = None,
+    ) -> None:
+        """Store a document, replacing any earlier version of the same source.
+
+        Args:
+            recorded: the document's ``ingested_at``, ``chunk_size`` and ``chunk_overlap`` when
+                it is copied from another index (``ingest.migrate``); else now and this run's.
+        """
         self.remove(source)
+        row = {"ingested_at": now(), "chunk_size": self.config.chunk_size, "chunk_overlap": self.config.chunk_overlap}
+        row.update({key: value for key, value in (recorded or {}).items() if key in row})
         self._conn.execute(
             "INSERT INTO hybrid_documents (source, sha256, pages, chunks, ingested_at, chunk_size, chunk_overlap)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (source, sha256, pages, len(chunks), now(), self.config.chunk_size, self.config.chunk_overlap),
+            (source, sha256, pages, len(chunks), row["ingested_at"], row["chunk_size"], row["chunk_overlap"]),
         )
         with self._conn.cursor() as cursor, cursor.copy(
             "COPY hybrid_chunks (chunk_id, source, page, text, embedding) FROM STDIN"

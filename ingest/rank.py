@@ -6,7 +6,8 @@ import fnmatch
 from collections.abc import Sequence
 from pathlib import PurePath
 
-from ingest.errors import SearchFilterError
+from ingest.config import SEARCH_MODES
+from ingest.errors import IngestError, SearchFilterError
 
 # The constant of reciprocal rank fusion (Cormack et al., 2009): a hit at rank r scores
 # 1 / (RRF_K + r), so the first few ranks of either list matter and the tail fades smoothly.
@@ -62,3 +63,33 @@ def check_pages(pages: tuple[int | None, int | None] | None) -> tuple[int | None
     if first is not None and last is not None and first > last:
         raise SearchFilterError(f"the page range {first}-{last} is empty: {first} is after {last}")
     return (first, last)
+
+
+def check_search(k: int, candidates: int, mode: str) -> None:
+    """Refuse a search that asks for nothing or for an unknown mode (both stores).
+
+    Raises:
+        IngestError: k or candidates below 1, or an unknown mode.
+    """
+    if k < 1:
+        raise IngestError(f"k must be at least 1, got {k}")
+    if candidates < 1:
+        raise IngestError(f"candidates must be at least 1, got {candidates}")
+    if mode not in SEARCH_MODES:
+        raise IngestError(f"unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}")
+
+
+def require_sources(patterns: Sequence[str], sources: Sequence[str]) -> list[str]:
+    """``match_sources``, refusing a filter that names no stored document.
+
+    Raises:
+        SearchFilterError: no stored source matches; the message says what to give instead.
+    """
+    found = match_sources(patterns, sources)
+    if not found:
+        raise SearchFilterError(
+            f"no indexed document matches the source filter {', '.join(map(repr, patterns))}; "
+            "give a path, a file name or a glob such as '*report*' "
+            "(`hybrid docs list` shows what is indexed)"
+        )
+    return found

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from ingest import db, keyword
-from ingest.config import SEARCH_MODES, IngestConfig
+from ingest.config import IngestConfig
 from ingest.embed import Embedder, embed_texts
-from ingest.errors import IndexNotFoundError, IngestError, SearchFilterError
+from ingest.errors import IndexNotFoundError, IngestError
 from ingest.lock import writer_lock
 from ingest.manifest import (
     MANIFEST_FILE,
@@ -25,7 +25,7 @@ from ingest.manifest import (
     now,
     write_manifest,
 )
-from ingest.rank import check_pages, match_sources, reciprocal_rank_fusion
+from ingest.rank import check_pages, check_search, reciprocal_rank_fusion, require_sources
 from ingest.records import Chunk, Hit
 from ingest.vectors import VectorIndex
 from ingest.writer import IndexWriter
@@ -167,12 +167,7 @@ class Index:
             IngestError: k or candidates below 1, or an unknown mode.
             SearchFilterError: a bad page range, or `sources` matches no indexed document.
         """
-        if k < 1:
-            raise IngestError(f"k must be at least 1, got {k}")
-        if candidates < 1:
-            raise IngestError(f"candidates must be at least 1, got {candidates}")
-        if mode not in SEARCH_MODES:
-            raise IngestError(f"unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}")
+        check_search(k, candidates, mode)
         pages = check_pages(pages)
         if len(self) == 0:
             return []
@@ -211,14 +206,7 @@ class Index:
         ]
 
     def _match_sources(self, patterns: Sequence[str]) -> list[str]:
-        found = match_sources(patterns, [d["source"] for d in db.documents(self._conn)])
-        if not found:
-            raise SearchFilterError(
-                f"no indexed document matches the source filter {', '.join(map(repr, patterns))}; "
-                "give a path, a file name or a glob such as '*report*' "
-                "(`hybrid docs list` shows what is indexed)"
-            )
-        return found
+        return require_sources(patterns, [d["source"] for d in db.documents(self._conn)])
 
     def _filtered_dense(
         self,

@@ -23,7 +23,16 @@ from tune.errors import (
     TuneConfigError,
     TuneError,
 )
-from tune.registry import ADAPTER_NAME_RE, AdapterMeta, AdapterRegistry, AdapterVersion, parse_ref
+from tune.registry import (
+    ADAPTER_NAME_RE,
+    ActivationStore,
+    ActiveFiles,
+    AdapterMeta,
+    AdapterRegistry,
+    AdapterVersion,
+    FirstOf,
+    parse_ref,
+)
 
 if TYPE_CHECKING:
     from tune.check import CheckReport, check_examples
@@ -70,6 +79,8 @@ __all__ = [
     "DEFAULT_BASE_MODEL",
     "AdapterNotFoundError",
     "AdapterMeta",
+    "ActivationStore",
+    "ActiveFiles",
     "AdapterRegistry",
     "AdapterVersion",
     "CheckReport",
@@ -78,6 +89,7 @@ __all__ = [
     "Example",
     "ExportError",
     "ExportResult",
+    "FirstOf",
     "GenerationResult",
     "Generator",
     "InvalidAdapterNameError",

@@ -7,6 +7,10 @@ active.json is ``{"version": N, "activated": ISO time, "history": [{"version": M
 the active version, and the versions that were active before it, most recent last (what
 `AdapterRegistry.rollback` returns to). Files written before the history existed hold only
 ``{"version": N}`` and still work; a rollback then goes to the next lower version number.
+
+Where active.json lives is the registry's ``activation`` (``ActivationStore``): a file beside the
+versions by default; servers that share one PostgreSQL store keep it in the database instead
+(``hybrid.adapters``), so an activation through one server is what every other one uses.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tune.errors import AdapterNotFoundError, InvalidAdapterNameError, TuneError
 
@@ -152,11 +156,56 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     return validate_name(text), None
 
 
-class AdapterRegistry:
-    """The adapters under one root directory (normally ``HYBRID_HOME/adapters``)."""
+class ActivationStore(Protocol):
+    """Where each adapter name's activation state (active.json's content) is kept."""
 
-    def __init__(self, root: str | Path) -> None:
+    def read(self, name: str) -> dict[str, Any]:
+        """The state of ``name``; empty when it was never activated."""
+        ...
+
+    def write(self, name: str, state: dict[str, Any]) -> None:
+        """Replace the state of ``name`` at once (a reader sees the old state or the new one)."""
+        ...
+
+
+class ActiveFiles:
+    """The default ``ActivationStore``: ``root/NAME/active.json``, each write atomic."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def read(self, name: str) -> dict[str, Any]:
+        pointer = self.root / validate_name(name) / ACTIVE_FILE
+        return _read_json(pointer) if pointer.is_file() else {}
+
+    def write(self, name: str, state: dict[str, Any]) -> None:
+        _write_json(self.root / validate_name(name) / ACTIVE_FILE, state)
+
+
+class FirstOf:
+    """An ``ActivationStore`` that writes to ``primary`` and reads it first, then ``fallback`` for
+    a name ``primary`` has never seen (the files from before a move to a shared store)."""
+
+    def __init__(self, primary: ActivationStore, fallback: ActivationStore) -> None:
+        self.primary, self.fallback = primary, fallback
+
+    def read(self, name: str) -> dict[str, Any]:
+        return self.primary.read(name) or self.fallback.read(name)
+
+    def write(self, name: str, state: dict[str, Any]) -> None:
+        self.primary.write(name, state)
+
+
+class AdapterRegistry:
+    """The adapters under one root directory (normally ``HYBRID_HOME/adapters``).
+
+    Args:
+        activation: where the active versions are kept [default: active.json files under ``root``].
+    """
+
+    def __init__(self, root: str | Path, activation: ActivationStore | None = None) -> None:
         self.root = Path(root)
+        self.activation = activation if activation is not None else ActiveFiles(self.root)
 
     def names(self) -> list[str]:
         """Adapter names with at least one finished version, sorted."""
@@ -178,10 +227,9 @@ class AdapterRegistry:
 
     def active(self, name: str) -> AdapterVersion | None:
         """The version ``NAME`` stands for, or None when none was activated."""
-        pointer = self.root / validate_name(name) / ACTIVE_FILE
-        if not pointer.is_file():
+        version = self._state(name).get("version")
+        if version is None:
             return None
-        version = _read_json(pointer).get("version")
         return next((v for v in self.versions(name) if v.version == version), None)
 
     def resolve(self, ref: str) -> AdapterVersion | None:
@@ -320,14 +368,14 @@ class AdapterRegistry:
         return found
 
     def _state(self, name: str) -> dict[str, Any]:
-        pointer = self.root / validate_name(name) / ACTIVE_FILE
-        return _read_json(pointer) if pointer.is_file() else {}
+        state = self.activation.read(validate_name(name))
+        return state if isinstance(state, dict) else {}
 
     def _write_state(self, name: str, version: int, history: list[dict[str, Any]]) -> None:
         # Read-modify-write without a lock: two activations at the same instant may drop one
         # history entry, never the active version itself (each write is atomic).
         state = {"version": version, "activated": _now(), "history": history[-HISTORY_LIMIT:]}
-        _write_json(self.root / validate_name(name) / ACTIVE_FILE, state)
+        self.activation.write(validate_name(name), state)
 
     def unfinished(self, name: str) -> list[tuple[int, Path]]:
         """Version directories of ``name`` without meta.json (a run in progress or interrupted), oldest first."""

@@ -1,4 +1,4 @@
-"""The ``hybrid`` command: one group, one module per command (ingest, search, ask, eval, tune, adapters, serve, docs)."""
+"""The ``hybrid`` command: one group, one module per command (ingest, search, ask, eval, tune, adapters, serve, docs, migrate)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from hybrid.cli.ask import ask
 from hybrid.cli.docs import docs
 from hybrid.cli.eval import eval_command
 from hybrid.cli.ingest import ingest
+from hybrid.cli.migrate import migrate
 from hybrid.cli.search import search
 from hybrid.cli.serve import serve
 from hybrid.cli.tune import tune
@@ -38,12 +39,13 @@ def main() -> None:
     hybrid eval qa.csv              scorecard of answers to your own questions
     hybrid serve                    the same over HTTP (POST /v1/query)
     hybrid docs list                what the index holds
+    hybrid migrate postgresql://... copy the index into PostgreSQL, shared by many servers
 
     Data lives in $HYBRID_HOME (default ~/.hybrid).
     """
 
 
-for command in (ingest, search, ask, eval_command, tune, adapters, serve, docs):
+for command in (ingest, search, ask, eval_command, tune, adapters, serve, docs, migrate):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import Index, IndexBusyError, IngestConfig, ingest_paths, remove_documents
+from ingest import Index, IndexBusyError, IngestConfig, ingest_paths, open_index, remove_documents
 from ingest.lock import LOCK_FILE, STALE_TEMP_SECONDS, writer_lock
 from ingest.store import STORE_FILE
 from ingest.vectors import FAISS_FILE
@@ -38,6 +38,10 @@ _MARKER_WAIT = 60  # seconds; generous for a loaded machine, reached only when a
 @pytest.fixture
 def first(tmp_path: Path, embedder) -> dict:
     """An index of three PDFs, and the results the tests must still see after a crash."""
+    return _first(tmp_path, tmp_path / "index", embedder)
+
+
+def _first(tmp_path: Path, index_dir: Path | str, embedder) -> dict:
     old = tmp_path / "old"
     make_pdf(old / "engines.pdf", ENGINES)
     make_pdf(old / "summer.pdf", SUMMER)
@@ -45,13 +49,12 @@ def first(tmp_path: Path, embedder) -> dict:
     new = tmp_path / "new"
     for name, pages in NEW.items():
         make_pdf(new / name, pages)
-    index_dir = tmp_path / "index"
     assert ingest_paths([old], index_dir, embedder).files_added == 3
     return {"old": old, "new": new, "index": index_dir, "state": _state(index_dir, embedder)}
 
 
-def _state(index_dir: Path, embedder) -> dict:
-    with Index.open(index_dir, embedder) as index:
+def _state(index_dir: Path | str, embedder) -> dict:
+    with open_index(index_dir, embedder) as index:
         hits = {q: [(h.chunk_id, round(h.score, 5)) for h in index.search(q, k=3)] for q in QUERIES}
         return {"documents": index.documents(), "chunks": len(index), "hits": hits}
 
@@ -119,6 +122,34 @@ def test_a_kill_before_the_commit_leaves_the_previous_index(moment, first, tmp_p
     with Index.open(first["index"], embedder) as index:
         assert len(index.documents()) == 6
         assert Path(index.search("hangar 2 audit hydraulic jack 22")[0].source).name == "new 2 été.pdf"
+
+
+@pytest.mark.parametrize("moment", ["parse", "embed"])
+def test_a_kill_mid_ingest_on_postgres_leaves_the_previous_index(moment, tmp_path, embedder, postgres_url):
+    # The run's transaction dies with its connection: PostgreSQL rolls it back and drops the
+    # advisory lock; the previous index is searchable throughout and the next run completes it.
+    first = _first(tmp_path, postgres_url, embedder)
+    proc, marker = _start(moment, first, tmp_path)
+    _wait_for(marker, proc)
+    with open_index(postgres_url, embedder) as serving:
+        assert len(serving.documents()) == 3  # readers are not blocked by the running ingest
+        if moment == "embed":
+            with pytest.raises(IndexBusyError, match="hybrid ingest pid"), serving.writer(IngestConfig()):
+                pass
+        _kill(proc)
+        assert _state(postgres_url, embedder) == first["state"]
+        report = ingest_paths([first["old"], first["new"]], postgres_url, embedder)
+        assert (report.files_added, report.files_unchanged, report.files_failed) == (3, 3, [])
+        assert len(serving.documents()) == 6  # the open index sees it at once
+        assert Path(serving.search("hangar 2 audit hydraulic jack 22")[0].source).name == "new 2 été.pdf"
+        import psycopg
+
+        with psycopg.connect(postgres_url) as conn:
+            bad = conn.execute(
+                "SELECT d.source FROM hybrid_documents d LEFT JOIN hybrid_chunks c ON c.source = d.source"
+                " GROUP BY d.source, d.chunks HAVING count(c.id) != d.chunks"
+            ).fetchall()
+            assert bad == []
 
 
 @pytest.mark.parametrize("moment", ["commit", "faiss"])

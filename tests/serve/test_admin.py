@@ -16,6 +16,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from serve import create_app
+from tests.support.adapters import make_lora_registry
 
 QUESTION = {"question": "How much did revenue grow?"}
 # PEFT calls a transformers property that warns about its own deprecation (the CLI silences it too).
@@ -25,23 +26,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:Fu
 @pytest.fixture(scope="module")
 def lora_registry(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """house@v1..v3: real LoRA adapters (random weights) on the tiny model, v1 active; legal@v1, never activated."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    import tune
-
-    root = tmp_path_factory.mktemp("adapters")
-    registry = tune.AdapterRegistry(root)
-    meta = {"base_model": str(tiny_model_dir), "base_model_dir": str(tiny_model_dir)}
-    for name, seed in (("house", 1), ("house", 2), ("house", 3), ("legal", 4)):
-        torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-        config = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-        number, path = registry.create_version(name)
-        get_peft_model(model, config).save_pretrained(path)
-        registry.finalize(name, number, meta, activate=(name, number) == ("house", 1))
-    return root
+    return make_lora_registry(tmp_path_factory.mktemp("adapters"), tiny_model_dir)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
     python -m tests.support.ingest_child MOMENT MARKER INDEX PATH...
 
-Runs `ingest_paths` over PATH... into INDEX with the fake embedder and, at the moment named,
+Runs `ingest_paths` over PATH... into INDEX (a directory or a PostgreSQL URL) with the fake embedder and, at the moment named,
 writes MARKER and sleeps until killed (the test waits for MARKER instead of guessing a delay):
 
 - `parse`: reading the second file;
@@ -22,7 +22,8 @@ import faiss
 
 import ingest.load
 import ingest.pipeline
-from ingest import IngestConfig, ingest_paths
+from ingest import IngestConfig, ingest_paths, is_postgres
+from ingest.postgres import PgWriter
 from ingest.vectors import VectorIndex
 from ingest.writer import IndexWriter
 from tests.support.fake_embedder import FakeEmbedder
@@ -31,7 +32,7 @@ MOMENTS = ("parse", "embed", "commit", "faiss", "never")
 _HOLD_SECONDS = 120  # far longer than any test waits; the test kills us well before
 
 
-def main(moment: str, marker: Path, index: Path, paths: list[str]) -> None:
+def main(moment: str, marker: Path, index: Path | str, paths: list[str]) -> None:
     def stop() -> None:
         marker.write_text("here")
         time.sleep(_HOLD_SECONDS)
@@ -50,7 +51,8 @@ def main(moment: str, marker: Path, index: Path, paths: list[str]) -> None:
 
         ingest.load._read_pages = slow_read
     elif moment == "embed":
-        put, embed = IndexWriter.put, embedder.embed
+        writer = PgWriter if is_postgres(index) else IndexWriter
+        put, embed = writer.put, embedder.embed
 
         def counted_put(self, *args, **kwargs):
             nonlocal puts
@@ -62,7 +64,7 @@ def main(moment: str, marker: Path, index: Path, paths: list[str]) -> None:
                 stop()
             return embed(texts)
 
-        IndexWriter.put, embedder.embed = counted_put, slow_embed
+        writer.put, embedder.embed = counted_put, slow_embed
         ingest.pipeline._PENDING_BATCHES = 1  # flush after each file's chunks
     elif moment == "commit":
         VectorIndex.save = lambda self, directory, generation: stop()
@@ -83,4 +85,4 @@ if __name__ == "__main__":
     moment, marker, index, *paths = sys.argv[1:]
     if moment not in MOMENTS:
         sys.exit(f"unknown moment {moment!r}; one of {', '.join(MOMENTS)}")
-    main(moment, Path(marker), Path(index), paths)
+    main(moment, Path(marker), index if is_postgres(index) else Path(index), paths)
