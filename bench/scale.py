@@ -18,6 +18,14 @@ MiniLM do, and the clusters overlap enough that IVF needs a calibrated nprobe.
 (the data, an index, its build), the probe process one: about 6 GiB in all, by that count.
 The run of 10k, 100k and 1M took under 6 minutes on 2 cores.
 
+With --pgvector, each size is also loaded into PostgreSQL with pgvector (what a
+``postgresql://`` index uses: ``ingest.postgres``), an HNSW index (m 16, ef_construction 64,
+pgvector's defaults and ours) is built over it, and single queries are timed and scored the
+same way, at ef_search 40 (pgvector's default) and 100 (what a search with hybrid's default 50
+candidates sets). Give a URL, or none to start a
+PostgreSQL from the pgserver wheel in the temporary directory. The database holds one more copy
+of the vectors, on disk.
+
 Progress goes to stderr; stdout gets the table, or one JSON document with --json.
 """
 
@@ -105,6 +113,75 @@ def measure_size(n: int, queries: int, exact_max: int, work: Path) -> list[dict]
     return results
 
 
+def measure_pgvector(n: int, url: str, work: Path, ef_searches: tuple[int, ...] = (40, 100)) -> list[dict]:
+    """Load the size's vectors into a pgvector table, build HNSW, time and score single queries."""
+    import psycopg
+
+    vectors = mixture(n, seed=1)
+    query = np.load(work / "queries.npy")
+    truth = np.load(work / "truth.npy")
+    with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.execute("DROP TABLE IF EXISTS bench_scale")
+        conn.execute(f"CREATE TABLE bench_scale (id bigint PRIMARY KEY, embedding vector({DIM}) NOT NULL)")
+        started = time.perf_counter()
+        with conn.cursor() as cursor, cursor.copy("COPY bench_scale (id, embedding) FROM STDIN (FORMAT BINARY)") as copy:
+            for start in range(0, n, 50_000):
+                copy.write(_binary_rows(np.arange(start + 1, min(n, start + 50_000) + 1), vectors[start:start + 50_000], start == 0))
+            copy.write(np.array([-1], dtype=">i2").tobytes())
+        load_s = time.perf_counter() - started
+        _log(f"{n:,} pgvector: loaded in {load_s:.1f} s; building HNSW")
+        conn.execute("SET maintenance_work_mem = '8GB'")
+        conn.execute(f"SET max_parallel_maintenance_workers = {max(0, (os.cpu_count() or 1) - 1)}")
+        started = time.perf_counter()
+        conn.execute("CREATE INDEX ON bench_scale USING hnsw (embedding vector_ip_ops)")
+        build_s = time.perf_counter() - started
+        size = conn.execute("SELECT pg_relation_size(indexrelid) FROM pg_index WHERE indrelid = 'bench_scale'::regclass AND NOT indisprimary").fetchone()[0]
+        _log(f"{n:,} pgvector: HNSW built in {build_s:.1f} s; querying")
+        rows = []
+        for ef in ef_searches:
+            conn.execute(f"SET hnsw.ef_search = {ef}")
+            latencies, found = [], []
+            for q in query:
+                text = "[" + ",".join(repr(float(x)) for x in q) + "]"
+                started_ns = time.perf_counter_ns()
+                ids = conn.execute("SELECT id FROM bench_scale ORDER BY embedding <#> %s::vector LIMIT %s", (text, K)).fetchall()
+                latencies.append((time.perf_counter_ns() - started_ns) / 1e6)
+                found.append(np.array([r[0] for r in ids], dtype=np.int64))
+            rows.append({
+                "size": n, "variant": f"pgvector hnsw ef_search {ef}", "kind": "hnsw", "load_s": round(load_s, 1),
+                "build_s": round(build_s, 1), "index_mib": round(size / _MIB, 1),
+                "p50_ms": round(float(np.percentile(latencies, 50)), 3),
+                "p95_ms": round(float(np.percentile(latencies, 95)), 3),
+                "recall": round(ivf.recall_at_k(found, list(truth)), 4),
+            })
+        conn.execute("DROP TABLE bench_scale")
+    return rows
+
+
+def _binary_rows(ids: np.ndarray, vectors: np.ndarray, header: bool) -> bytes:
+    """Rows of PostgreSQL's binary COPY format: (bigint id, pgvector) each."""
+    dim = vectors.shape[1]
+    row = np.dtype([("fields", ">i2"), ("id_len", ">i4"), ("id", ">i8"), ("vec_len", ">i4"),
+                    ("dim", ">u2"), ("unused", ">u2"), ("values", ">f4", (dim,))])
+    out = np.empty(len(ids), dtype=row)
+    out["fields"], out["id_len"], out["id"] = 2, 8, ids
+    out["vec_len"], out["dim"], out["unused"], out["values"] = 4 + 4 * dim, dim, 0, vectors
+    start = b"PGCOPY\n\xff\r\n\x00" + np.zeros(2, dtype=">i4").tobytes() if header else b""
+    return start + out.tobytes()
+
+
+def pg_table(results: list[dict]) -> str:
+    head = "| chunks | index | load s | build s | index MiB | recall@10 | p50 ms | p95 ms |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in results:
+        lines.append(
+            f"| {r['size']:,} | {r['variant']} | {r['load_s']:.1f} | {r['build_s']:.1f} | {r['index_mib']:.0f} "
+            f"| {r['recall']:.3f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def probe(folder: Path, work: Path, count: int, exact_max: int, mmap: bool) -> dict:
     """Load an index in this (fresh) process and time single queries; returns the figures."""
     query = np.load(work / "queries.npy")
@@ -187,6 +264,10 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=200, help="single queries per probe")
     parser.add_argument("--exact-max", type=int, default=EXACT_MAX, help="the adaptive threshold")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--pgvector", nargs="?", const="", default=None, metavar="URL",
+        help="also measure pgvector HNSW (a PostgreSQL URL, or none to start one from the pgserver wheel)",
+    )
     parser.add_argument("--probe", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
@@ -200,10 +281,18 @@ def main() -> int:
         parser.error("the memory figures read /proc/self/status: run this on Linux")
     if min(args.sizes) <= K or args.queries < 1:
         parser.error(f"sizes must exceed {K} and --queries must be at least 1")
-    results = []
-    for n in args.sizes:
-        with tempfile.TemporaryDirectory(prefix="hybrid-scale-") as work:
-            results.extend(measure_size(n, args.queries, args.exact_max, Path(work)))
+    results, pg_results = [], []
+    with tempfile.TemporaryDirectory(prefix="hybrid-scale-pg-") as pg_work:
+        url = args.pgvector
+        if url == "":
+            import pgserver
+
+            url = pgserver.get_server(pg_work, cleanup_mode="stop").get_uri()
+        for n in args.sizes:
+            with tempfile.TemporaryDirectory(prefix="hybrid-scale-") as work:
+                results.extend(measure_size(n, args.queries, args.exact_max, Path(work)))
+                if url is not None:
+                    pg_results.extend(measure_pgvector(n, url, Path(work)))
     setup = {
         "date": datetime.date.today().isoformat(),
         "faiss": faiss.__version__,
@@ -214,10 +303,13 @@ def main() -> int:
         "exact_max": args.exact_max,
     }
     if args.json:
-        print(json.dumps({"setup": setup, "results": results}, indent=2))
+        print(json.dumps({"setup": setup, "results": results, "pgvector": pg_results}, indent=2))
     else:
         print(", ".join(f"{key} {value}" for key, value in setup.items()))
         print(table(results))
+        if pg_results:
+            print()
+            print(pg_table(pg_results))
     return 0
 
 

@@ -51,7 +51,7 @@ class HybridRetriever(BaseRetriever):
 
     @classmethod
     def from_index(cls, index: str | Path | None = None, **kwargs: Any) -> HybridRetriever:
-        """A retriever over the index at `index` (default: settings from hybrid.toml/HYBRID_*)."""
+        """A retriever over the index at `index`, a directory or a PostgreSQL URL (default: settings from hybrid.toml/HYBRID_*)."""
         return cls(pipeline=Pipeline(load_settings(index=index)), **kwargs)
 
     def _get_relevant_documents(

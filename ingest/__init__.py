@@ -105,6 +105,7 @@ __all__ = [
     "SearchConfig",
     "SearchFilterError",
     "SentenceTransformerEmbedder",
+    "SharedState",
     "describe",
     "embedder_name",
     "ingest_paths",

@@ -37,7 +37,7 @@ _STOPWORDS = frozenset(
     would you your yours""".split()
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
-_MAX_TERMS = 32
+MAX_TERMS = 32  # query words searched for, the first ones (both stores)
 # See rare_words(). Measured (docs/how-to/search.md): at max(10, 0.2%) an accident number
 # or registration in the question finds its NTSB report first for 36 of 40 questions (22
 # without), and the SEC 10-Q figures stay as they were; at 1% the SEC figures drop.
@@ -67,7 +67,7 @@ def content_words(text: str) -> list[str]:
     for word in _WORD.findall(text.lower()):
         if word not in _STOPWORDS and (len(word) > 1 or word.isdigit()) and word not in words:
             words.append(word)
-    return words[:_MAX_TERMS]
+    return words[:MAX_TERMS]
 
 
 def rare_words(conn: sqlite3.Connection, text: str, total: int) -> list[str]:

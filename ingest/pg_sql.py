@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
 SCHEMES = ("postgresql://", "postgres://")
 # The full-text configuration: English stemming, as the embedded store's porter tokenizer.
 TS_CONFIG = "english"
-_WORD_PART = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 def is_url(location: object) -> bool:
@@ -59,7 +57,9 @@ def connect(url: str, *, purpose: str = "search") -> Any:
         raise IngestError("a PostgreSQL index needs psycopg: pip install 'psycopg[binary]'") from exc
     name = f"hybrid {purpose} pid {os.getpid()} on {socket.gethostname()}"[:63]
     try:
-        return psycopg.connect(url, autocommit=True, application_name=name, connect_timeout=10)
+        # prepare_threshold=None: no server-side prepared statements, which a pooler in
+        # transaction mode (PgBouncer before 1.21) cannot route to the right server connection.
+        return psycopg.connect(url, autocommit=True, application_name=name, connect_timeout=10, prepare_threshold=None)
     except psycopg.Error as exc:
         raise IngestError(f"cannot connect to the PostgreSQL index {display(url)}: {_first_line(exc)}") from exc
 
@@ -123,27 +123,20 @@ def documents(conn: Any) -> list[dict[str, Any]]:
     return [{"source": s, "sha256": h, "pages": p, "chunks": c} for s, h, p, c in rows]
 
 
-def tsquery_words(words: Sequence[str]) -> str | None:
-    """A ``to_tsquery`` text that matches any of ``words``, or None.
-
-    Each word is cut into its letters and digits, so no user text is read as tsquery syntax.
-    """
-    parts = list(dict.fromkeys(p for w in words for p in _WORD_PART.findall(w)))
-    return " | ".join(parts) if parts else None
-
-
-def filter_sql(sources: Sequence[str] | None, pages: tuple[int | None, int | None]) -> tuple[str, list[object]]:
-    """A WHERE fragment (without WHERE) and its arguments for source and page filters."""
+def filter_sql(
+    sources: Sequence[str] | None, pages: tuple[int | None, int | None], *, alias: str = "hybrid_chunks"
+) -> tuple[str, list[object]]:
+    """A WHERE fragment (without WHERE) on ``alias`` and its arguments for source and page filters."""
     clauses: list[str] = []
     args: list[object] = []
     if sources is not None:
-        clauses.append("source = ANY(%s)")
+        clauses.append(f"{alias}.source = ANY(%s)")
         args.append(list(sources))
     first, last = pages
     if first is not None:
-        clauses.append("page >= %s")
+        clauses.append(f"{alias}.page >= %s")
         args.append(first)
     if last is not None:
-        clauses.append("page <= %s")
+        clauses.append(f"{alias}.page <= %s")
         args.append(last)
     return " AND ".join(clauses), args

@@ -1,9 +1,11 @@
 """An index in PostgreSQL with pgvector: one store that many servers share.
 
 The same faces as ``ingest.store.Index`` (search, documents, the writer of an ingest run), over
-the tables of ``ingest.pg_sql``. Dense search is pgvector's HNSW index (exact, over the matching
-rows, when a source or page filter is given), keyword search PostgreSQL's full-text search;
-the two are fused by reciprocal rank fusion as in the embedded store.
+the tables of ``ingest.pg_sql``. Dense search is exact up to ``EXACT_MAX`` chunks, as in the
+embedded store, and pgvector's HNSW index above (exact at any size over the rows a source or
+page filter leaves), keyword search BM25 over PostgreSQL's full-text
+index (``ingest.pg_keyword``); the two are fused by reciprocal rank fusion as in the embedded
+store.
 
 The safety promises hold as there: an ingest run is one transaction (a killed run is rolled back
 by the server, and the previous index stays searchable); one writer at a time, by a
@@ -22,13 +24,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ingest import db, keyword, pg_sql
-from ingest.config import IngestConfig
+from ingest import db, pg_keyword, pg_sql
+from ingest.config import IngestConfig, SearchConfig
 from ingest.embed import Embedder, embed_texts
 from ingest.errors import IndexBusyError, IndexNotFoundError, IndexUnavailableError, IngestError
 from ingest.manifest import build_manifest, check_meta, initial_meta, now
 from ingest.rank import check_pages, check_search, reciprocal_rank_fusion, require_sources
 from ingest.records import Chunk, Hit
+from ingest.vectors import EXACT_MAX
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -129,8 +132,8 @@ class PgIndex:
         sources: Sequence[str] | None = None,
         pages: tuple[int | None, int | None] | None = None,
         mode: str = "hybrid",
-        candidates: int = 50,
-        keyword_weight: float = 0.5,
+        candidates: int = SearchConfig.candidates,
+        keyword_weight: float = SearchConfig.keyword_weight,
     ) -> list[Hit]:
         """The k chunks that best answer ``query``, best first: as ``ingest.store.Index.search``."""
         check_search(k, candidates, mode)
@@ -143,24 +146,27 @@ class PgIndex:
         def run(conn: Any) -> list[Hit]:
             with conn.transaction():  # one snapshot for every ranking and the rows they name
                 matched = None if sources is None else require_sources(sources, [d["source"] for d in pg_sql.documents(conn)])
-                where, args = pg_sql.filter_sql(matched, pages)
                 rankings, weights = [], []
+                total = pg_sql.counts(conn)[1]
                 if mode != "keyword":
                     weights.append(1.0)
-                    rankings.append(_dense(conn, vector, depth, where, args))
+                    rankings.append(_dense(conn, vector, depth, total, *pg_sql.filter_sql(matched, pages)))
                 if mode != "dense":
+                    where, args = pg_sql.filter_sql(matched, pages, alias="c")
+                    found = pg_keyword.terms(conn, query, total)
+                    average = _average_length(conn, total)
                     weights.append(keyword_weight)
-                    rankings.append(_keyword(conn, keyword.content_words(query), depth, where, args))
-                    rare = _rare_words(conn, query, pg_sql.counts(conn)[1]) if mode == "hybrid" else []
+                    rankings.append(pg_keyword.bm25(conn, found, total, average, depth, where, args))
+                    rare = pg_keyword.rare_terms(found, total) if mode == "hybrid" else {}
                     if rare:  # as in the embedded store: the rare words alone, at the dense weight
                         weights.append(1.0)
-                        rankings.append(_keyword(conn, rare, depth, where, args))
+                        rankings.append(pg_keyword.bm25(conn, rare, total, average, depth, where, args))
                 rows = reciprocal_rank_fusion(rankings, weights)[:k]
-                found = conn.execute(
+                stored = conn.execute(
                     "SELECT id, chunk_id, source, page, text, -(embedding <#> %s::vector) FROM hybrid_chunks WHERE id = ANY(%s)",
                     (vector, rows),
                 ).fetchall()
-            by_id = {r[0]: Hit(r[2], r[3], r[1], float(r[5]), r[4]) for r in found}
+            by_id = {r[0]: Hit(r[2], r[3], r[1], float(r[5]), r[4]) for r in stored}
             return [by_id[row] for row in rows if row in by_id]
 
         return self._read(run)
@@ -247,9 +253,16 @@ class PgWriter:
         return [d["source"] for d in pg_sql.documents(self._conn)]
 
     def remove(self, source: str) -> None:
+        self._lengths(-pg_keyword.lengths(self._conn, source))
         self._conn.execute("DELETE FROM hybrid_chunks WHERE source = %s", (source,))
         self._conn.execute("DELETE FROM hybrid_documents WHERE source = %s", (source,))
         self.changed = True
+
+    def _lengths(self, change: int) -> None:
+        # The sum of the chunks' keyword lengths, for BM25's average length (ingest.pg_keyword).
+        if change:
+            stored = int(pg_sql.read_meta(self._conn).get("keyword_lengths", 0))
+            pg_sql.set_meta(self._conn, keyword_lengths=max(0, stored + change))
 
     def put(
         self,
@@ -279,6 +292,7 @@ class PgWriter:
         ) as copy:
             for chunk, vector in zip(chunks, vectors, strict=True):
                 copy.write_row((chunk.chunk_id, chunk.source, chunk.page, chunk.text.replace("\x00", ""), pg_sql.vector_text(vector)))
+        self._lengths(pg_keyword.lengths(self._conn, source))
 
     def other_chunking(self) -> int:
         return self._conn.execute(
@@ -320,47 +334,27 @@ def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
-def _dense(conn: Any, vector: str, depth: int, where: str, args: list[object]) -> list[int]:
-    if where:
-        # Exact over the rows the filter leaves: the fence (OFFSET 0) keeps the HNSW index,
+def _average_length(conn: Any, total: int) -> float:
+    """The chunks' average keyword length (distinct lexemes), from the sum the writer keeps."""
+    row = conn.execute("SELECT value FROM hybrid_meta WHERE key = 'keyword_lengths'").fetchone()
+    return float(row[0]) / total if row and total else 1.0
+
+
+def _dense(conn: Any, vector: str, depth: int, total: int, where: str, args: list[object]) -> list[int]:
+    if where or total <= EXACT_MAX:
+        # Exact, as the embedded store is up to EXACT_MAX chunks: HNSW misses near-duplicate
+        # pages (5 of 195 SEC questions got another top 5 at ef_search 100). Over the rows a
+        # filter leaves it is exact at any size; the fence (OFFSET 0) keeps the HNSW index,
         # which would filter after finding its candidates, out of it.
         sql = (
-            f"SELECT id FROM (SELECT id, embedding <#> %s::vector AS distance FROM hybrid_chunks WHERE {where} OFFSET 0) AS f"
-            " ORDER BY distance, id LIMIT %s"
+            "SELECT id FROM (SELECT id, embedding <#> %s::vector AS distance FROM hybrid_chunks"
+            + (f" WHERE {where}" if where else "")
+            + " OFFSET 0) AS f ORDER BY distance, id DESC LIMIT %s"  # equal scores: the later chunk first, as FAISS
         )
         return [r[0] for r in conn.execute(sql, [vector, *args, depth])]
-    conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(min(_MAX_EF_SEARCH, max(40, depth))),))
+    conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(min(_MAX_EF_SEARCH, max(100, 2 * depth))),))
     rows = conn.execute("SELECT id FROM hybrid_chunks ORDER BY embedding <#> %s::vector LIMIT %s", (vector, depth))
     return [r[0] for r in rows]
-
-
-def _keyword(conn: Any, words: Sequence[str], depth: int, where: str, args: list[object]) -> list[int]:
-    text = pg_sql.tsquery_words(words)
-    if text is None:
-        return []
-    sql = (
-        f"SELECT id FROM hybrid_chunks, to_tsquery('{pg_sql.TS_CONFIG}', %s) AS q WHERE tsv @@ q"
-        + (f" AND {where}" if where else "")
-        + " ORDER BY ts_rank_cd(tsv, q) DESC, id LIMIT %s"
-    )
-    return [r[0] for r in conn.execute(sql, [text, *args, depth])]
-
-
-def _rare_words(conn: Any, text: str, total: int) -> list[str]:
-    """``ingest.keyword.rare_words`` for this store: the words of ``text`` few chunks hold."""
-    limit = max(keyword.RARE_MIN_CHUNKS, int(total * keyword.RARE_FRACTION))
-    rare = []
-    for word in keyword.content_words(text):
-        query = pg_sql.tsquery_words([word])
-        if query is None or " " in query:
-            continue
-        found = conn.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM hybrid_chunks WHERE tsv @@ to_tsquery('{pg_sql.TS_CONFIG}', %s) LIMIT %s) AS m",
-            (query, limit + 1),
-        ).fetchone()[0]
-        if 0 < found <= limit:
-            rare.append(word)
-    return rare
 
 
 def _candidates(conn: Any, word: str, sources: list[str] | None = None) -> list[tuple[str, str]]:

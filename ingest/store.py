@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ingest import db, keyword
-from ingest.config import IngestConfig
+from ingest.config import IngestConfig, SearchConfig
 from ingest.embed import Embedder, embed_texts
 from ingest.errors import IndexNotFoundError, IngestError
 from ingest.lock import writer_lock
@@ -33,11 +33,10 @@ from ingest.writer import IndexWriter
 log = logging.getLogger(__name__)
 
 STORE_FILE = "store.sqlite"
-# Hits read from each ranking before fusing: deep enough that a passage ranked well by one
-# method and poorly by the other still reaches the top k.
-DEFAULT_CANDIDATES = 50
-# BM25's weight against the dense ranking's 1 (see SearchConfig.keyword_weight).
-DEFAULT_KEYWORD_WEIGHT = 0.5
+# Hits read from each ranking before fusing, and BM25's weight against the dense ranking's 1:
+# SearchConfig's defaults (its candidates and keyword_weight).
+DEFAULT_CANDIDATES = SearchConfig.candidates
+DEFAULT_KEYWORD_WEIGHT = SearchConfig.keyword_weight
 
 
 class Index:

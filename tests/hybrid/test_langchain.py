@@ -30,3 +30,13 @@ def test_retriever_filters_and_composes_in_a_chain(pipeline) -> None:
 def test_from_index_reads_settings(home, pipeline) -> None:
     retriever = HybridRetriever.from_index(pipeline.settings.index_dir, k=1)
     assert retriever.pipeline.settings.index_dir == pipeline.settings.index_dir
+
+
+def test_from_index_takes_a_postgres_url(home, corpus_dir, postgres_url) -> None:
+    assert HybridRetriever.from_index(postgres_url).pipeline.settings.store == postgres_url
+    from hybrid import Pipeline, load_settings
+
+    Pipeline(load_settings(store=postgres_url)).ingest([corpus_dir])
+    retriever = HybridRetriever.from_index(postgres_url, k=5, sources=["*engine*"], pages=(2, 3))
+    docs = retriever.invoke("fuel starvation landed in a field")
+    assert sorted({(Path(d.metadata["source"]).name, d.metadata["page"]) for d in docs}) == [("engine report.pdf", 2), ("engine report.pdf", 3)]

@@ -51,3 +51,11 @@ def corpus(tmp_path: Path) -> Path:
 @pytest.fixture
 def index_dir(tmp_path: Path) -> Path:
     return tmp_path / "index"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request, tmp_path: Path) -> Path | str:
+    """An index location on each store: a directory, then a PostgreSQL URL (a real server)."""
+    if request.param == "sqlite":
+        return tmp_path / "index"
+    return request.getfixturevalue("postgres_url")

@@ -1,4 +1,6 @@
-"""Hybrid retrieval: BM25 keyword search fused with dense search, filters, and scores."""
+"""Hybrid retrieval: BM25 keyword search fused with dense search, filters, and scores.
+
+The tests with ``location`` run on both stores: an index directory and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest import Index, IngestError, SearchFilterError, ingest_paths, remove_documents
+from ingest import Index, IngestError, SearchFilterError, ingest_paths, open_index, remove_documents
 from ingest.keyword import match_query
 from ingest.rank import match_sources, reciprocal_rank_fusion
 from tests.support.fake_embedder import FakeEmbedder
@@ -35,16 +37,15 @@ def _names_pages(hits) -> list[tuple[str, int]]:
 
 
 @pytest.fixture
-def parts_index(tmp_path: Path) -> Path:
+def parts_index(tmp_path: Path, location) -> Path | str:
     make_pdf(tmp_path / "docs" / "parts.pdf", PARTS)
     make_pdf(tmp_path / "docs" / "other.pdf", ["Tyre pressure is checked daily.", "Seal kits."])
-    index_dir = tmp_path / "index"
-    ingest_paths([tmp_path / "docs"], index_dir, BlindEmbedder(name="blind"))
-    return index_dir
+    ingest_paths([tmp_path / "docs"], location, BlindEmbedder(name="blind"))
+    return location
 
 
 def test_keyword_ranking_finds_an_exact_code_that_dense_search_cannot(parts_index):
-    with Index.open(parts_index, BlindEmbedder(name="blind")) as index:
+    with open_index(parts_index, BlindEmbedder(name="blind")) as index:
         for mode in ("hybrid", "keyword"):
             assert _names_pages(index.search("which seal is XK-4471?", k=1, mode=mode)) == [
                 ("parts.pdf", 2)
@@ -99,17 +100,17 @@ def test_an_index_made_before_keyword_search_gets_it_at_the_next_ingest(corpus, 
     "query",
     ['"unbalanced quote', "NEAR(a b)", "text: column", "wild* card", "a AND OR NOT b", "-", "?"],
 )
-def test_search_text_is_never_read_as_query_syntax(corpus, index_dir, embedder, query):
-    ingest_paths([corpus], index_dir, embedder)
-    with Index.open(index_dir, embedder) as index:
+def test_search_text_is_never_read_as_query_syntax(corpus, location, embedder, query):
+    ingest_paths([corpus], location, embedder)
+    with open_index(location, embedder) as index:
         index.search(query, k=3)  # no error
         index.search(query, k=3, mode="keyword")
 
 
-def test_mentions_are_whole_words_found_through_the_keyword_index(tmp_path, index_dir, embedder):
+def test_mentions_are_whole_words_found_through_the_keyword_index(tmp_path, location, embedder):
     path = make_pdf(tmp_path / "m.pdf", ["Meta and AT&T reported. The metadata of Zurich files.", "Apples."])
-    ingest_paths([path], index_dir, embedder)
-    with Index.open(index_dir, embedder) as index:
+    ingest_paths([path], location, embedder)
+    with open_index(location, embedder) as index:
         assert index.mentions("meta") and index.mentions("AT&T") and index.mentions("zurich")
         assert not index.mentions("apple")  # the stemmer matches "Apples"; the exact check does not
         assert not index.mentions("data") and not index.mentions("T&T")
@@ -156,14 +157,14 @@ def test_reciprocal_rank_fusion_rewards_agreement():
     assert reciprocal_rank_fusion([]) == []
 
 
-def test_a_rare_identifier_outvotes_paraphrases_that_lack_it(tmp_path, index_dir, embedder):
+def test_a_rare_identifier_outvotes_paraphrases_that_lack_it(tmp_path, location, embedder):
     # Dense search (the fake embedder, like a real one, barely weighs one odd token) favours
     # the pages that share the question's common words; the identifier is on one page only.
     pages = [f"The airplane engine lost power during the landing approach, report {n}." for n in range(30)]
     pages[17] = "Report CHI08CA047. The pilot stopped on the runway."
     make_pdf(tmp_path / "reports.pdf", pages)
-    ingest_paths([tmp_path / "reports.pdf"], index_dir, embedder)
+    ingest_paths([tmp_path / "reports.pdf"], location, embedder)
     question = "Why did the airplane engine lose power during the landing approach in CHI08CA047?"
-    with Index.open(index_dir, embedder) as index:
+    with open_index(location, embedder) as index:
         assert index.search(question, k=1, mode="dense")[0].page != 18
         assert index.search(question, k=1)[0].page == 18

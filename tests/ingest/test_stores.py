@@ -28,13 +28,6 @@ from tests.support.fake_embedder import FakeEmbedder
 from tests.support.pdfs import make_pdf
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def location(request, tmp_path: Path) -> str | Path:
-    if request.param == "sqlite":
-        return tmp_path / "index"
-    return request.getfixturevalue("postgres_url")
-
-
 def _top(index, query: str, **options) -> tuple[str, int]:
     hit = index.search(query, k=1, **options)[0]
     return Path(hit.source).name, hit.page
