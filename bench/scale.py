@@ -21,8 +21,8 @@ The run of 10k, 100k and 1M took under 6 minutes on 2 cores.
 With --pgvector, each size is also loaded into PostgreSQL with pgvector (what a
 ``postgresql://`` index uses: ``ingest.postgres``), an HNSW index (m 16, ef_construction 64,
 pgvector's defaults and ours) is built over it, and single queries are timed and scored the
-same way, at ef_search 40 (pgvector's default) and 100 (what a search with hybrid's default 50
-candidates sets). Give a URL, or none to start a
+same way, at ef_search 40 (pgvector's default), 100, 200 and 400 (``--ef-search``; a search
+with hybrid's default 50 candidates sets 200). Give a URL, or none to start a
 PostgreSQL from the pgserver wheel in the temporary directory. The database holds one more copy
 of the vectors, on disk.
 
@@ -113,7 +113,7 @@ def measure_size(n: int, queries: int, exact_max: int, work: Path) -> list[dict]
     return results
 
 
-def measure_pgvector(n: int, url: str, work: Path, ef_searches: tuple[int, ...] = (40, 100)) -> list[dict]:
+def measure_pgvector(n: int, url: str, work: Path, ef_searches: tuple[int, ...] = (40, 100, 200, 400)) -> list[dict]:
     """Load the size's vectors into a pgvector table, build HNSW, time and score single queries."""
     import psycopg
 
@@ -268,6 +268,7 @@ def main() -> int:
         "--pgvector", nargs="?", const="", default=None, metavar="URL",
         help="also measure pgvector HNSW (a PostgreSQL URL, or none to start one from the pgserver wheel)",
     )
+    parser.add_argument("--ef-search", default="40,100,200,400", help="pgvector ef_search values, comma-separated")
     parser.add_argument("--probe", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
@@ -292,7 +293,8 @@ def main() -> int:
             with tempfile.TemporaryDirectory(prefix="hybrid-scale-") as work:
                 results.extend(measure_size(n, args.queries, args.exact_max, Path(work)))
                 if url is not None:
-                    pg_results.extend(measure_pgvector(n, url, Path(work)))
+                    efs = tuple(int(v) for v in args.ef_search.split(","))
+                    pg_results.extend(measure_pgvector(n, url, Path(work), efs))
     setup = {
         "date": datetime.date.today().isoformat(),
         "faiss": faiss.__version__,

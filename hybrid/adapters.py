@@ -294,4 +294,3 @@ def base_of(adapter: tune.AdapterVersion) -> str | None:
     if recorded and Path(recorded).is_dir():
         return recorded
     return adapter.meta.base_model
-

@@ -1,9 +1,9 @@
 """The document collection: its index, the models that search it, ingest and search.
 
 ``Collection`` owns what retrieval needs under one ``Settings``: the embedder (the one the
-index was built with, unless the user chose one), the index at ``settings.index_location`` (a directory or a PostgreSQL URL), the
-optional cross-encoder, each loaded once and shared by every request, and the checks on what
-a request may ask for (``hybrid.limits``). The ranking policy is ``hybrid.retrieval``'s.
+index was built with, unless the user chose one), the index at ``settings.index_location`` (a
+directory or a PostgreSQL URL), the optional cross-encoder, each loaded once and shared by every
+request, and the checks on what a request may ask for (``hybrid.limits``). The ranking policy is ``hybrid.retrieval``'s.
 ``Pipeline`` composes it with the generators and the adapters.
 """
 

@@ -3,7 +3,8 @@
 pgvector holds the vectors (an HNSW index for inner product: the embeddings are normalised, so
 it ranks by cosine), PostgreSQL's full-text search the keywords (a generated ``tsvector`` column
 with a GIN index, ranked by ``ts_rank_cd``), and the tables mirror the embedded store's:
-``hybrid_meta``, ``hybrid_documents``, ``hybrid_chunks`` (and ``hybrid_state``, ``ingest.pg_state``). Every name starts with ``hybrid_`` so
+``hybrid_meta``, ``hybrid_documents``, ``hybrid_chunks``, ``hybrid_postings`` (the keyword
+index, ``ingest.pg_keyword``) and ``hybrid_state`` (``ingest.pg_state``). Every name starts with ``hybrid_`` so
 the store can share a database; two indexes in one database use two schemas
 (``?options=-csearch_path%3Dteam_a`` in the URL).
 """
@@ -84,6 +85,12 @@ def schema(dim: int) -> list[str]:
         "CREATE INDEX IF NOT EXISTS hybrid_chunks_source ON hybrid_chunks (source, page)",
         "CREATE INDEX IF NOT EXISTS hybrid_chunks_tsv ON hybrid_chunks USING gin (tsv)",
         "CREATE INDEX IF NOT EXISTS hybrid_chunks_embedding ON hybrid_chunks USING hnsw (embedding vector_ip_ops)",
+        # The keyword index BM25 reads (ingest.pg_keyword): each chunk's lexemes, how often each
+        # occurs in it, and the chunk's length in distinct lexemes.
+        """CREATE TABLE IF NOT EXISTS hybrid_postings (
+            lexeme text NOT NULL, chunk bigint NOT NULL REFERENCES hybrid_chunks (id) ON DELETE CASCADE,
+            tf integer NOT NULL, length integer NOT NULL, PRIMARY KEY (lexeme, chunk))""",
+        "CREATE INDEX IF NOT EXISTS hybrid_postings_chunk ON hybrid_postings (chunk)",
     ]
 
 

@@ -3,9 +3,8 @@
 The same faces as ``ingest.store.Index`` (search, documents, the writer of an ingest run), over
 the tables of ``ingest.pg_sql``. Dense search is exact up to ``EXACT_MAX`` chunks, as in the
 embedded store, and pgvector's HNSW index above (exact at any size over the rows a source or
-page filter leaves), keyword search BM25 over PostgreSQL's full-text
-index (``ingest.pg_keyword``); the two are fused by reciprocal rank fusion as in the embedded
-store.
+page filter leaves); keyword search is BM25 over PostgreSQL's full-text index
+(``ingest.pg_keyword``); the two are fused by reciprocal rank fusion as in the embedded store.
 
 The safety promises hold as there: an ingest run is one transaction (a killed run is rolled back
 by the server, and the previous index stays searchable); one writer at a time, by a
@@ -85,7 +84,8 @@ class PgIndex:
         except BaseException as exc:
             conn.close()
             if _is_pg_error(exc):
-                raise IngestError(f"cannot open the PostgreSQL index {pg_sql.display(url)}: {exc}") from exc
+                hint = " (an administrator runs CREATE EXTENSION vector once in this database)" if "extension" in str(exc) else ""
+                raise IngestError(f"cannot open the PostgreSQL index {pg_sql.display(url)}: {exc}{hint}") from exc
             raise
         return cls(url, embedder, conn)
 
@@ -153,7 +153,7 @@ class PgIndex:
                     rankings.append(_dense(conn, vector, depth, total, *pg_sql.filter_sql(matched, pages)))
                 if mode != "dense":
                     where, args = pg_sql.filter_sql(matched, pages, alias="c")
-                    found = pg_keyword.terms(conn, query, total)
+                    found = pg_keyword.terms(conn, query)
                     average = _average_length(conn, total)
                     weights.append(keyword_weight)
                     rankings.append(pg_keyword.bm25(conn, found, total, average, depth, where, args))
@@ -292,7 +292,7 @@ class PgWriter:
         ) as copy:
             for chunk, vector in zip(chunks, vectors, strict=True):
                 copy.write_row((chunk.chunk_id, chunk.source, chunk.page, chunk.text.replace("\x00", ""), pg_sql.vector_text(vector)))
-        self._lengths(pg_keyword.lengths(self._conn, source))
+        self._lengths(pg_keyword.index_document(self._conn, source))
 
     def other_chunking(self) -> int:
         return self._conn.execute(

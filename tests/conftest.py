@@ -92,9 +92,20 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path, 
 @pytest.fixture
 def pipeline(home: Path, corpus_dir: Path, fake_embedder):
     """A pipeline over the ingested corpus, with the tiny model and no adapter."""
+    return _corpus_pipeline(corpus_dir, fake_embedder)
+
+
+@pytest.fixture(params=["directory", "postgres"])
+def pipeline_on_each_store(request, home: Path, corpus_dir: Path, fake_embedder):
+    """``pipeline``, on an index directory and then on PostgreSQL (a real server)."""
+    store = {} if request.param == "directory" else {"store": request.getfixturevalue("postgres_url")}
+    return _corpus_pipeline(corpus_dir, fake_embedder, **store)
+
+
+def _corpus_pipeline(corpus_dir: Path, fake_embedder, **settings):
     from hybrid import Pipeline, load_settings
 
-    pipe = Pipeline(load_settings(adapter="none", min_score=0.2), embedder=fake_embedder)
+    pipe = Pipeline(load_settings(adapter="none", min_score=0.2, **settings), embedder=fake_embedder)
     report = pipe.ingest([corpus_dir])
     assert report.files_added == 3
     return pipe

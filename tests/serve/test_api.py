@@ -1,10 +1,16 @@
-"""HTTP API through TestClient: contract JSON, refusals, and JSON errors for bad input."""
+"""HTTP API through TestClient: contract JSON, refusals, and JSON errors for bad input; on an
+index directory and on PostgreSQL alike."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture
+def pipeline(pipeline_on_each_store):
+    return pipeline_on_each_store
 
 
 def test_healthz_is_ok_once_loaded(client) -> None:
