@@ -190,3 +190,14 @@ def test_training_pages_keep_their_numbers(tmp_path, location, embedder):
     ingest_paths([tmp_path / "docs"], location, embedder)
     with open_index(location, embedder) as index:
         assert _top(index, "fuel pump filter clogged") == ("training.pdf", 5)
+
+
+def test_messages_never_show_a_password() -> None:
+    from ingest import describe, is_postgres
+
+    assert describe("postgresql://team:s3cret@db.internal:6432/hybrid?sslmode=require") == (
+        "postgresql://team:***@db.internal:6432/hybrid?sslmode=require"
+    )
+    assert describe("postgres://db/hybrid?sslmode=require&password=s3cret") == "postgres://db/hybrid?sslmode=require&password=***"
+    assert describe(Path("some/index")) == "some/index"
+    assert is_postgres(" PostgreSQL://db/x") and not is_postgres("mysql://db/x") and not is_postgres(Path("postgresql:"))
