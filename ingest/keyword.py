@@ -153,18 +153,22 @@ def filter_sql(
     pages: tuple[int | None, int | None],
     *,
     alias: str = "chunks",
+    mark: str = "?",
 ) -> tuple[str, list[object]]:
-    """A WHERE fragment (without WHERE) and its arguments for source and page filters."""
+    """A WHERE fragment (without WHERE) and its arguments for source and page filters.
+
+    ``mark`` is the driver's placeholder: ``?`` for SQLite, ``%s`` for PostgreSQL (psycopg).
+    """
     clauses: list[str] = []
     args: list[object] = []
     if sources is not None:
-        clauses.append(f"{alias}.source IN ({','.join('?' * len(sources))})" if sources else "0")
+        clauses.append(f"{alias}.source IN ({','.join([mark] * len(sources))})" if sources else "1 = 0")
         args += list(sources)
     first, last = pages
     if first is not None:
-        clauses.append(f"{alias}.page >= ?")
+        clauses.append(f"{alias}.page >= {mark}")
         args.append(first)
     if last is not None:
-        clauses.append(f"{alias}.page <= ?")
+        clauses.append(f"{alias}.page <= {mark}")
         args.append(last)
     return " AND ".join(clauses), args

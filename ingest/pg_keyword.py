@@ -48,7 +48,7 @@ def bm25(
     """Row ids of the ``depth`` chunks that best match the lexemes ``found`` (with their document
     frequencies) by BM25, best first; ties by row id.
 
-    ``where`` filters the chunks, aliased ``c`` (``pg_sql.filter_sql(..., alias="c")``).
+    ``where`` filters the chunks, aliased ``c`` (``keyword.filter_sql(..., alias="c", mark="%s")``).
     """
     idf = {lexeme: math.log((total - df + 0.5) / (df + 0.5)) for lexeme, df in found.items() if 0 < df <= total / 2}
     if not idf:

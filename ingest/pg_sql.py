@@ -15,7 +15,6 @@ import json
 import os
 import re
 import socket
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -129,22 +128,3 @@ def counts(conn: Any) -> tuple[int, int]:
 def documents(conn: Any) -> list[dict[str, Any]]:
     rows = conn.execute("SELECT source, sha256, pages, chunks FROM hybrid_documents ORDER BY source COLLATE \"C\"")
     return [{"source": s, "sha256": h, "pages": p, "chunks": c} for s, h, p, c in rows]
-
-
-def filter_sql(
-    sources: Sequence[str] | None, pages: tuple[int | None, int | None], *, alias: str = "hybrid_chunks"
-) -> tuple[str, list[object]]:
-    """A WHERE fragment (without WHERE) on ``alias`` and its arguments for source and page filters."""
-    clauses: list[str] = []
-    args: list[object] = []
-    if sources is not None:
-        clauses.append(f"{alias}.source = ANY(%s)")
-        args.append(list(sources))
-    first, last = pages
-    if first is not None:
-        clauses.append(f"{alias}.page >= %s")
-        args.append(first)
-    if last is not None:
-        clauses.append(f"{alias}.page <= %s")
-        args.append(last)
-    return " AND ".join(clauses), args

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ingest import db, pg_keyword, pg_sql
+from ingest import db, keyword, pg_keyword, pg_sql
 from ingest.config import IngestConfig, SearchConfig
 from ingest.embed import Embedder, embed_texts
 from ingest.errors import IndexBusyError, IndexNotFoundError, IndexUnavailableError, IngestError
@@ -150,9 +150,9 @@ class PgIndex:
                 total = pg_sql.counts(conn)[1]
                 if mode != "keyword":
                     weights.append(1.0)
-                    rankings.append(_dense(conn, vector, depth, total, *pg_sql.filter_sql(matched, pages)))
+                    rankings.append(_dense(conn, vector, depth, total, *keyword.filter_sql(matched, pages, alias="hybrid_chunks", mark="%s")))
                 if mode != "dense":
-                    where, args = pg_sql.filter_sql(matched, pages, alias="c")
+                    where, args = keyword.filter_sql(matched, pages, alias="c", mark="%s")
                     found = pg_keyword.terms(conn, query)
                     average = _average_length(conn, total)
                     weights.append(keyword_weight)

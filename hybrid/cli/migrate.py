@@ -24,9 +24,7 @@ def migrate(target: str, index: str | None, as_json: bool) -> int:
     from hybrid.pipeline import Pipeline
     from ingest import describe
 
-    settings = settings_from(index=index)
-    if settings.store is not None and index is None:
-        settings = settings.model_copy(update={"store": None})  # copy from the directory, not the store
+    settings = settings_from(index=index)  # migrate reads settings.index_dir, whatever store says
     log(f"copying {settings.index_dir} into {describe(target)}")
     report = Pipeline(settings).migrate(target, progress=log)
     emit(report.to_dict(), as_json, _human)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.live_server import wait_for_job
 from tests.support.pdfs import make_pdf, make_truncated_pdf
 
 NEW_FACT = "The lighthouse keeper logged forty seven storms during the winter season."
@@ -18,16 +19,6 @@ NEW_FACT = "The lighthouse keeper logged forty seven storms during the winter se
 
 def _upload(client, data: bytes, name: str = "lighthouse log.pdf"):
     return client.post("/v1/documents", files={"file": (name, data, "application/pdf")})
-
-
-def _wait(client, job: str, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = client.get(f"/v1/jobs/{job}").json()
-        if body["status"] in ("done", "failed"):
-            return body
-        time.sleep(0.05)
-    raise AssertionError(f"job {job} still {body['status']} after {timeout} s")
 
 
 @pytest.fixture
@@ -42,7 +33,7 @@ def test_an_uploaded_pdf_is_ingested_and_then_found(client, home, new_pdf) -> No
     assert response.status_code == 202
     job = response.json()["job"]
     assert response.headers["location"] == f"/v1/jobs/{job}"
-    done = _wait(client, job)
+    done = wait_for_job(client, job)
     assert done["status"] == "done", done
     assert done["document"]["name"] == "lighthouse log.pdf" and done["document"]["bytes"] == len(new_pdf)
     assert done["result"]["files_added"] == 1 and done["result"]["pages"] == 2
@@ -57,8 +48,8 @@ def test_an_uploaded_pdf_is_ingested_and_then_found(client, home, new_pdf) -> No
 
 
 def test_the_same_pdf_twice_is_stored_once_and_left_unchanged(client, home, new_pdf) -> None:
-    assert _wait(client, _upload(client, new_pdf).json()["job"])["status"] == "done"
-    again = _wait(client, _upload(client, new_pdf, name="copy.pdf").json()["job"])
+    assert wait_for_job(client, _upload(client, new_pdf).json()["job"])["status"] == "done"
+    again = wait_for_job(client, _upload(client, new_pdf, name="copy.pdf").json()["job"])
     assert again["status"] == "done" and again["result"]["files_unchanged"] == 1 and again["result"]["files_added"] == 0
     assert [p.name for p in (home / "uploads").rglob("*.pdf")] == ["lighthouse log.pdf"]  # the first name stays
 
@@ -83,24 +74,24 @@ def test_queries_keep_working_while_a_job_runs(client, pipeline, new_pdf, monkey
         assert answer.status_code == 200 and answer.json()["route"] == "rag"
     finally:
         release.set()
-    assert _wait(client, job)["status"] == "done" and _wait(client, queued)["status"] == "done"
+    assert wait_for_job(client, job)["status"] == "done" and wait_for_job(client, queued)["status"] == "done"
 
 
 def test_a_busy_index_fails_the_job_with_a_409(client, pipeline, new_pdf) -> None:
     from ingest.lock import writer_lock  # what a `hybrid ingest` in another process holds
 
     with writer_lock(pipeline.settings.index_dir):
-        failed = _wait(client, _upload(client, new_pdf).json()["job"])
+        failed = wait_for_job(client, _upload(client, new_pdf).json()["job"])
     assert failed["status"] == "failed" and "result" not in failed
     assert failed["error"]["status"] == 409 and failed["error"]["code"] == "conflict"
     assert "another ingest" in failed["error"]["message"]
-    retried = _wait(client, _upload(client, new_pdf).json()["job"])
+    retried = wait_for_job(client, _upload(client, new_pdf).json()["job"])
     assert retried["status"] == "done"
 
 
 def test_a_broken_pdf_fails_its_job_and_the_index_keeps_working(client, tmp_path) -> None:
     broken = make_truncated_pdf(tmp_path / "broken.pdf").read_bytes()
-    failed = _wait(client, _upload(client, broken).json()["job"])
+    failed = wait_for_job(client, _upload(client, broken).json()["job"])
     assert failed["status"] == "failed" and failed["error"]["code"] == "unreadable_pdf"
     assert failed["error"]["message"].startswith("the PDF could not be ingested")
     assert client.post("/v1/search", json={"query": "revenue"}).status_code == 200
@@ -158,7 +149,7 @@ def test_jobs_outlast_a_restart_and_an_interrupted_upload_is_ingested_again(pipe
         return TestClient(create_app(pipeline.settings, pipeline=pipeline), raise_server_exceptions=False)
 
     with app_client() as client:
-        finished = _wait(client, _upload(client, new_pdf).json()["job"])
+        finished = wait_for_job(client, _upload(client, new_pdf).json()["job"])
     assert finished["status"] == "done"
     # A server that died while ingesting a second upload left its file and its job "running".
     sha = "0" * 64  # a folder name only: the content is the first upload's, so nothing is indexed twice
@@ -174,7 +165,7 @@ def test_jobs_outlast_a_restart_and_an_interrupted_upload_is_ingested_again(pipe
 
     with app_client() as client:
         assert client.get(f"/v1/jobs/{finished['job']}").json() == finished  # from before the restart
-        again = _wait(client, "b" * 32)
+        again = wait_for_job(client, "b" * 32)
         assert again["status"] == "done" and again["document"]["name"] == "storm log.pdf", again
         assert again["result"]["files_unchanged"] + again["result"]["files_added"] == 1
         for job in ("c" * 32, "e" * 32):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +22,7 @@ import ingest
 from hybrid.cli import main
 from tests.support.adapters import make_lora_registry
 from tests.support.fake_embedder import FakeEmbedder
-from tests.support.live_server import free_port, wait_until_ready
+from tests.support.live_server import free_port, wait_for_job, wait_until_ready
 from tests.support.pdfs import make_pdf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,16 +47,6 @@ def _server(home: Path, url: str, env: dict[str, str]) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
-def _wait_for_job(base: str, job: str, within_s: float = 60) -> dict:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        body = httpx.get(f"{base}/v1/jobs/{job}").json()
-        if body["status"] in ("done", "failed"):
-            return body
-        time.sleep(0.1)
-    raise AssertionError(f"job {job} not finished after {within_s} s")
-
-
 def test_two_servers_share_documents_and_adapter_activations(
     tmp_path: Path, postgres_url: str, corpus_dir: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -80,7 +69,8 @@ def test_two_servers_share_documents_and_adapter_activations(
         make_pdf(new, ["Lighthouse log. The keeper relit the lamp after the gale at 0400."])
         accepted = httpx.post(f"{one}/v1/documents", files={"file": (new.name, new.read_bytes(), "application/pdf")})
         assert accepted.status_code == 202, accepted.text
-        assert _wait_for_job(one, accepted.json()["job"])["status"] == "done"
+        with httpx.Client(base_url=one) as client:
+            assert wait_for_job(client, accepted.json()["job"])["status"] == "done"
         hits = httpx.post(f"{other}/v1/search", json={"query": "keeper relit the lamp after the gale", "k": 1}).json()["hits"]
         assert Path(hits[0]["source"]).name == "lighthouse log.pdf"
 

@@ -61,3 +61,15 @@ def raw_post(port: int, path: str, body: bytes, *, length: int | None = None, ke
         headers.append(f"Authorization: Bearer {key}")
     sock.sendall(("\r\n".join(headers) + "\r\n\r\n").encode() + body)
     return sock
+
+
+def wait_for_job(client, job: str, timeout: float = 60) -> dict:
+    """``GET /v1/jobs/{job}`` until the job is done or failed; ``client`` is a TestClient or an
+    ``httpx.Client`` with the server's base URL."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/v1/jobs/{job}").json()
+        if body["status"] in ("done", "failed"):
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"job {job} still {body['status']} after {timeout} s")
